@@ -1,0 +1,117 @@
+"""The instructions of the Thread Program (DESIGN §4, §5).
+
+Each is a frozen value: who acts and what they ask. Ids are chosen by the caller
+(the coordinator mints random ones; the simulator seeded ones), so applying the
+same instruction to the same state always gives the same outcome.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from choir.program.state import Visibility
+
+
+@dataclass(frozen=True, slots=True)
+class CreateThread:
+    actor: str
+    thread_id: str
+    title: str
+    visibility: Visibility = Visibility.PUBLIC
+
+
+@dataclass(frozen=True, slots=True)
+class CitationInput:
+    n: int
+    message_id: str
+    score_ppm: int
+
+
+@dataclass(frozen=True, slots=True)
+class PostMessage:
+    """A co-author's message, or (actor = AI_AUTHOR) the Choir AI's answer to ``ask_id``."""
+
+    actor: str
+    thread_id: str
+    message_id: str
+    content: str
+    novelty_ppm: int = 1_000_000
+    ask_id: str | None = None
+    citations: tuple[CitationInput, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitSpec:
+    actor: str
+    thread_id: str
+    spec_id: str
+    content: str
+    stake: int
+    novelty_ppm: int = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Vote:
+    actor: str
+    spec_id: str
+    approve: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Expire:
+    actor: str
+    spec_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Divest:
+    actor: str
+    thread_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordCitations:
+    """The priors an answer cited, recorded for the epoch's prior rewards."""
+
+    ask_id: str
+    asker: str
+    thread_id: str
+    citations: tuple[CitationInput, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SettleEpoch:
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A one-time welcome grant from the treasury, so a new person can stake at once.
+    ``ref`` makes it idempotent: the same ref pays once."""
+
+    address: str
+    amount: int
+    ref: str
+
+
+@dataclass(frozen=True, slots=True)
+class Withdraw:
+    """Move in-app CHOIR to the owner's own wallet (mirrored on chain as a token transfer)."""
+
+    actor: str
+    amount: int
+    withdrawal_id: str
+
+
+Instruction = (
+    CreateThread
+    | PostMessage
+    | SubmitSpec
+    | Vote
+    | Expire
+    | Divest
+    | RecordCitations
+    | SettleEpoch
+    | Grant
+    | Withdraw
+)

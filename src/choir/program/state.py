@@ -1,0 +1,323 @@
+"""The Thread Program's state: threads, specs, message references, the ledger.
+
+Records are frozen; the processor builds new ones and ``State.commit`` swaps them
+in, so a refused instruction can never leave a half-changed state behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Final
+
+from choir.ledger import ONE_CHOIR, Ledger, Transfer
+
+# The Choir AI posts answers; it is nobody's key, so no signature can claim it.
+AI_AUTHOR: Final = "choir-ai"
+MAX_ID_BYTES: Final = 32
+
+
+class Visibility(StrEnum):
+    PUBLIC = "public"
+    PRIVATE = "private"
+
+
+class IllegalTransition(Exception):
+    """A state machine was asked to make a move its rules forbid: a bug, not user error."""
+
+
+class SpecStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    MIXED = "mixed"
+    EXPIRED = "expired"
+
+    def settle(self, outcome: SpecStatus) -> SpecStatus:
+        """pending → approved | denied | mixed | expired; nothing else moves."""
+        if self is not SpecStatus.PENDING or outcome is SpecStatus.PENDING:
+            raise IllegalTransition(f"spec cannot go from {self} to {outcome}")
+        return outcome
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    """The program's tunable rules (DESIGN §4, §5). Fixed at genesis."""
+
+    epoch_seconds: int = 3600
+    min_stake: int = ONE_CHOIR
+    spec_ttl_s: int = 7 * 24 * 3600
+    max_pending_specs: int = 20
+    max_co_authors: int = 10
+    divest_lock_s: int = 7 * 24 * 3600
+    max_content_bytes: int = 16 * 1024
+    max_title_chars: int = 200
+    threads_per_hour: int = 10
+    # 0.001% of the treasury per epoch for prior rewards, in parts per million.
+    prior_rate_ppm: int = 10
+    # No author takes more than 20% of an epoch's new-message budget.
+    author_cap_ppm: int = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    address: str
+    joined_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Thread:
+    thread_id: str
+    title: str
+    visibility: Visibility
+    creator: str
+    created_at: datetime
+    min_stake: int
+    members: tuple[Member, ...]
+    message_count: int = 0
+    last_seq: int = 0
+
+    @property
+    def co_authors(self) -> tuple[str, ...]:
+        return tuple(m.address for m in self.members)
+
+    def member(self, address: str) -> Member | None:
+        return next((m for m in self.members if m.address == address), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    n: int
+    message_id: str
+    score_ppm: int
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    message_id: str
+    thread_id: str
+    author: str
+    content: str
+    content_hash: str
+    published_at: datetime
+    seq: int
+    novelty_ppm: int = 1_000_000
+    ask_id: str | None = None
+    citations: tuple[Citation, ...] = ()
+
+    @property
+    def is_ai(self) -> bool:
+        return self.author == AI_AUTHOR
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRef:
+    """What the program must remember of a published message (not its content)."""
+
+    thread_id: str
+    author: str
+    content_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    spec_id: str
+    thread_id: str
+    author: str
+    content: str
+    content_hash: str
+    stake: int
+    submitted_at: datetime
+    expires_at: datetime
+    voters: tuple[str, ...]
+    votes: tuple[tuple[str, bool], ...] = ()
+    status: SpecStatus = SpecStatus.PENDING
+    settled_at: datetime | None = None
+
+    def vote_of(self, voter: str) -> bool | None:
+        return next((v for a, v in self.votes if a == voter), None)
+
+    @property
+    def all_voted(self) -> bool:
+        voted = {a for a, _ in self.votes}
+        return all(v in voted for v in self.voters)
+
+
+@dataclass(frozen=True, slots=True)
+class CitationRecord:
+    """A citation made by an answer; ``eligible`` ones share the epoch's prior budget."""
+
+    ask_id: str
+    epoch: int
+    message_id: str
+    cited_thread_id: str
+    score_ppm: int
+    eligible: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EpochSettlement:
+    epoch: int
+    new_message_budget: int
+    new_message_paid: int
+    prior_budget: int
+    prior_paid: int
+    settled_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A thread event: stored, gap-free ``seq`` per thread (DESIGN §7)."""
+
+    thread_id: str
+    seq: int
+    kind: str
+    data: dict[str, Any]
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A live-only notification to one address (``reward.paid``); the ledger is its record."""
+
+    address: str
+    kind: str
+    data: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Outcome:
+    """Everything one instruction changes; the coordinator persists it in one transaction."""
+
+    threads: dict[str, Thread] = field(default_factory=dict)
+    specs: dict[str, Spec] = field(default_factory=dict)
+    messages: list[Message] = field(default_factory=list)
+    transfers: tuple[Transfer, ...] = ()
+    balances: dict[str, int] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
+    citations: list[CitationRecord] = field(default_factory=list)
+    epochs: list[EpochSettlement] = field(default_factory=list)
+    result: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.threads or self.specs or self.messages or self.transfers or self.citations or self.epochs
+        )
+
+
+@dataclass(slots=True)
+class State:
+    """All of the program's state, with indexes derived from the records."""
+
+    genesis_at: datetime
+    params: Params = field(default_factory=Params)
+    ledger: Ledger = field(default_factory=Ledger.genesis)
+    threads: dict[str, Thread] = field(default_factory=dict)
+    specs: dict[str, Spec] = field(default_factory=dict)
+    messages: dict[str, MessageRef] = field(default_factory=dict)
+    epochs: dict[int, EpochSettlement] = field(default_factory=dict)
+    # Derived indexes, rebuilt by ``commit`` / ``load``: never the source of truth.
+    hashes: dict[str, dict[str, str]] = field(default_factory=dict)  # thread -> content hash -> id
+    pending: dict[str, set[str]] = field(default_factory=dict)  # thread -> pending spec ids
+    creations: dict[str, list[datetime]] = field(default_factory=dict)  # creator -> recent creations
+    epoch_posts: dict[int, list[tuple[str, int]]] = field(default_factory=dict)  # epoch -> (author, w)
+    epoch_citations: dict[int, list[CitationRecord]] = field(default_factory=dict)
+
+    @classmethod
+    def genesis(cls, genesis_at: datetime, params: Params | None = None) -> State:
+        return cls(genesis_at=genesis_at, params=params or Params())
+
+    def epoch_of(self, at: datetime) -> int:
+        return int((at - self.genesis_at).total_seconds() // self.params.epoch_seconds)
+
+    def epoch_bounds(self, epoch: int) -> tuple[datetime, datetime]:
+        start = self.genesis_at + timedelta(seconds=epoch * self.params.epoch_seconds)
+        return start, start + timedelta(seconds=self.params.epoch_seconds)
+
+    def commit(self, outcome: Outcome) -> None:
+        """Swap in what an instruction produced. Only ever called with an Outcome that
+        ``processor.apply`` computed from this very state, and after it was persisted."""
+        for transfer in outcome.transfers:
+            self.ledger.transfers[transfer.id] = transfer
+        self.ledger.balances.update(outcome.balances)
+        for thread in outcome.threads.values():
+            if thread.thread_id not in self.threads:
+                self.creations.setdefault(thread.creator, []).append(thread.created_at)
+            self.threads[thread.thread_id] = thread
+        for spec in outcome.specs.values():
+            self._index_spec(spec)
+        for message in outcome.messages:
+            self._index_message(message)
+        for record in outcome.citations:
+            if record.eligible:
+                self.epoch_citations.setdefault(record.epoch, []).append(record)
+        for settlement in outcome.epochs:
+            self.epochs[settlement.epoch] = settlement
+            self.epoch_posts.pop(settlement.epoch, None)
+            self.epoch_citations.pop(settlement.epoch, None)
+
+    def _index_spec(self, spec: Spec) -> None:
+        self.specs[spec.spec_id] = spec
+        pending = self.pending.setdefault(spec.thread_id, set())
+        hashes = self.hashes.setdefault(spec.thread_id, {})
+        if spec.status is SpecStatus.PENDING:
+            pending.add(spec.spec_id)
+            hashes[spec.content_hash] = spec.spec_id
+            return
+        pending.discard(spec.spec_id)
+        # A settled spec's reservation of its content ends; an approved one's
+        # hash is re-added as a published message by _index_message.
+        if hashes.get(spec.content_hash) == spec.spec_id:
+            del hashes[spec.content_hash]
+
+    def _index_message(self, message: Message) -> None:
+        self.messages[message.message_id] = MessageRef(
+            message.thread_id, message.author, message.content_hash
+        )
+        self.hashes.setdefault(message.thread_id, {})[message.content_hash] = message.message_id
+        if not message.is_ai:
+            epoch = self.epoch_of(message.published_at)
+            if epoch not in self.epochs:
+                self.epoch_posts.setdefault(epoch, []).append((message.author, message.novelty_ppm))
+
+    @classmethod
+    def load(
+        cls,
+        genesis_at: datetime,
+        params: Params,
+        ledger: Ledger,
+        threads: Mapping[str, Thread],
+        specs: Mapping[str, Spec],
+        messages: list[Message],
+        citations: list[CitationRecord],
+        epochs: Mapping[int, EpochSettlement],
+    ) -> State:
+        """Rebuild a state (and its indexes) from stored records."""
+        state = cls(genesis_at=genesis_at, params=params, ledger=ledger, epochs=dict(epochs))
+        for thread in sorted(threads.values(), key=lambda t: t.created_at):
+            state.threads[thread.thread_id] = thread
+            state.creations.setdefault(thread.creator, []).append(thread.created_at)
+        for spec in specs.values():
+            state._index_spec(spec)
+        for message in messages:
+            state._index_message(message)
+        for record in citations:
+            if record.eligible and record.epoch not in state.epochs:
+                state.epoch_citations.setdefault(record.epoch, []).append(record)
+        return state
+
+
+def content_hash(content: str) -> str:
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
+def utc(at: datetime) -> datetime:
+    """Refuse naive datetimes: every time in Choir is UTC."""
+    if at.tzinfo is None:
+        raise ValueError("naive datetime: pass an aware UTC time")
+    return at.astimezone(UTC)
