@@ -202,6 +202,7 @@ class Outcome:
     citations: list[CitationRecord] = field(default_factory=list)
     epochs: list[EpochSettlement] = field(default_factory=list)
     result: dict[str, Any] = field(default_factory=dict)
+    at: datetime | None = None
 
     @property
     def empty(self) -> bool:

@@ -126,6 +126,7 @@ class Tx:
             citations=self.citations,
             epochs=self.epochs,
             result=self.result,
+            at=self.now,
         )
 
 

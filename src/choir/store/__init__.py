@@ -1,0 +1,1 @@
+"""Storage adapters: the SQL store and the vector index."""

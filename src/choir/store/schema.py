@@ -1,0 +1,206 @@
+"""The SQL schema (SQLAlchemy Core), portable between SQLite and PostgreSQL.
+
+Amounts are stored as decimal text: a balance may exceed a signed 64-bit integer
+(the supply is 10^19), and text keeps them exact on both engines. Times are ISO 8601
+UTC text with a fixed width, so they sort as they compare.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+
+class Amount(TypeDecorator[int]):
+    impl = String(24)
+    cache_ok = True
+
+    def process_bind_param(self, value: int | None, dialect: Dialect) -> str | None:
+        return None if value is None else str(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> int | None:
+        return None if value is None else int(value)
+
+
+class UTCTime(TypeDecorator[datetime]):
+    impl = String(32)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+class JSONText(TypeDecorator[Any]):
+    """JSON as text: identical on both engines, and compact."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else json.dumps(value, separators=(",", ":"))
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
+        return None if value is None else json.loads(value)
+
+
+metadata = MetaData()
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+threads = Table(
+    "threads",
+    metadata,
+    Column("thread_id", String(32), primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("visibility", String(16), nullable=False),
+    Column("creator", String(64), nullable=False),
+    Column("created_at", UTCTime, nullable=False),
+    Column("min_stake", Amount, nullable=False),
+    Column("members", JSONText, nullable=False),
+    Column("message_count", Integer, nullable=False),
+    Column("last_seq", Integer, nullable=False),
+)
+
+specs = Table(
+    "specs",
+    metadata,
+    Column("spec_id", String(32), primary_key=True),
+    Column("thread_id", String(32), nullable=False, index=True),
+    Column("author", String(64), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("stake", Amount, nullable=False),
+    Column("submitted_at", UTCTime, nullable=False),
+    Column("expires_at", UTCTime, nullable=False),
+    Column("voters", JSONText, nullable=False),
+    Column("votes", JSONText, nullable=False),
+    Column("status", String(16), nullable=False, index=True),
+    Column("settled_at", UTCTime),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("message_id", String(32), primary_key=True),
+    Column("thread_id", String(32), nullable=False),
+    Column("author", String(64), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("html", Text, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("published_at", UTCTime, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("novelty_ppm", Integer, nullable=False),
+    Column("ask_id", String(32)),
+    Column("citations", JSONText, nullable=False),
+    Index("ix_messages_thread_seq", "thread_id", "seq", unique=True),
+    Index("ix_messages_thread_hash", "thread_id", "content_hash", unique=True),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("thread_id", String(32), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("data", JSONText, nullable=False),
+    Column("at", UTCTime, nullable=False),
+)
+
+transfers = Table(
+    "transfers",
+    metadata,
+    # The position is the order of commit: the chain settlement cursor follows it.
+    Column("position", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(32), nullable=False, unique=True),
+    Column("debit", String(128), nullable=False, index=True),
+    Column("credit", String(128), nullable=False, index=True),
+    Column("amount", Amount, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("ref", String(128), nullable=False),
+    Column("at", UTCTime, nullable=False),
+)
+
+balances = Table(
+    "balances",
+    metadata,
+    Column("account", String(128), primary_key=True),
+    Column("amount", Amount, nullable=False),
+)
+
+citations = Table(
+    "citations",
+    metadata,
+    Column("citation_id", Integer, primary_key=True, autoincrement=True),
+    Column("ask_id", String(32), nullable=False, index=True),
+    Column("epoch", Integer, nullable=False, index=True),
+    Column("message_id", String(32), nullable=False, index=True),
+    Column("cited_thread_id", String(32), nullable=False),
+    Column("score_ppm", Integer, nullable=False),
+    Column("eligible", Boolean, nullable=False),
+    Column("at", UTCTime, nullable=False),
+)
+
+epochs = Table(
+    "epochs",
+    metadata,
+    Column("epoch", Integer, primary_key=True, autoincrement=False),
+    Column("new_message_budget", Amount, nullable=False),
+    Column("new_message_paid", Amount, nullable=False),
+    Column("prior_budget", Amount, nullable=False),
+    Column("prior_paid", Amount, nullable=False),
+    Column("settled_at", UTCTime, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("address", String(64), primary_key=True),
+    Column("display_name", String(64)),
+    Column("created_at", UTCTime, nullable=False),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    # Only a hash of the cookie is stored: a leaked database does not sign anyone in.
+    Column("token_hash", String(64), primary_key=True),
+    Column("address", String(64), nullable=False, index=True),
+    Column("created_at", UTCTime, nullable=False),
+    Column("expires_at", UTCTime, nullable=False),
+)
+
+nonces = Table(
+    "nonces",
+    metadata,
+    Column("nonce", String(64), primary_key=True),
+    Column("issued_at", UTCTime, nullable=False),
+    Column("expires_at", UTCTime, nullable=False),
+    Column("fields", JSONText, nullable=False),
+    Column("used", Boolean, nullable=False),
+)

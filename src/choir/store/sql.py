@@ -1,0 +1,245 @@
+"""The SQL store: SQLite (WAL) by default, PostgreSQL through ``CHOIR_DATABASE_URL``.
+
+Everything the program knows lives here; ``persist`` writes one instruction's (or one
+batch's) outcome inside the caller's transaction, so a crash loses nothing committed
+and half an instruction is never written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.pool import StaticPool
+
+from choir.ledger import Ledger
+from choir.program import Event, Outcome, Params, State
+from choir.store import codec, schema
+
+VERSION_KEY = "state_version"
+Render = Callable[[str], str]
+
+
+def _plain_html(content: str) -> str:
+    import html
+
+    return f"<p>{html.escape(content)}</p>"
+
+
+def sqlite_url(data_dir: Path) -> str:
+    return f"sqlite:///{data_dir / 'choir.db'}"
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        memory = url in ("sqlite://", "sqlite:///:memory:")
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            poolclass=StaticPool if memory else None,
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers proceed while the writer commits; NORMAL syncs at checkpoints,
+    # which in WAL mode still never corrupts and loses at most the last commits on power loss.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+class Store:
+    def __init__(self, url: str, render: Render | None = None) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.render = render or _plain_html
+        self._upsert = _upsert_for(self.engine.dialect.name)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def migrate(self) -> None:
+        from choir.store.migrate import upgrade
+
+        upgrade(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    # -- genesis and loading ----------------------------------------------------------
+
+    def genesis(self, state: State) -> bool:
+        """Write a new state's genesis once. Returns False when the store already had one."""
+        with self.begin() as conn:
+            if conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "genesis_at")).first():
+                return False
+            conn.execute(
+                schema.meta.insert(),
+                [
+                    {"key": "genesis_at", "value": state.genesis_at.isoformat()},
+                    {"key": "params", "value": json.dumps(dataclasses.asdict(state.params))},
+                    {"key": VERSION_KEY, "value": "0"},
+                ],
+            )
+            conn.execute(
+                schema.balances.insert(),
+                [{"account": a, "amount": b} for a, b in state.ledger.balances.items()],
+            )
+        return True
+
+    def version(self, conn: Connection | None = None) -> int:
+        query = select(schema.meta.c.value).where(schema.meta.c.key == VERSION_KEY)
+        if conn is not None:
+            return int(conn.execute(query).scalar_one())
+        with self.engine.connect() as c:
+            return int(c.execute(query).scalar_one())
+
+    def load_state(self) -> tuple[State, int] | None:
+        """The whole program state and its version, or None before genesis."""
+        with self.engine.connect() as conn:
+            rows = dict(conn.execute(select(schema.meta.c.key, schema.meta.c.value)).all())
+            if "genesis_at" not in rows:
+                return None
+            ledger = Ledger.from_rows(
+                {r.account: r.amount for r in conn.execute(select(schema.balances))},
+                (codec.transfer_from(r._mapping) for r in conn.execute(select(schema.transfers))),
+            )
+            state = State.load(
+                genesis_at=datetime.fromisoformat(rows["genesis_at"]),
+                params=Params(**json.loads(rows["params"])),
+                ledger=ledger,
+                threads={
+                    r.thread_id: codec.thread_from(r._mapping) for r in conn.execute(select(schema.threads))
+                },
+                specs={r.spec_id: codec.spec_from(r._mapping) for r in conn.execute(select(schema.specs))},
+                messages=[codec.message_from(r._mapping) for r in conn.execute(select(schema.messages))],
+                citations=[codec.citation_from(r._mapping) for r in conn.execute(select(schema.citations))],
+                epochs={r.epoch: codec.epoch_from(r._mapping) for r in conn.execute(select(schema.epochs))},
+            )
+            return state, int(rows[VERSION_KEY])
+
+    # -- writing ----------------------------------------------------------------------
+
+    def claim_version(self, conn: Connection, expected: int, new: int) -> bool:
+        """Optimistic concurrency between processes: the write succeeds only if no other
+        writer committed since our state was loaded (the row lock orders them on PostgreSQL)."""
+        result = conn.execute(
+            update(schema.meta)
+            .where(schema.meta.c.key == VERSION_KEY, schema.meta.c.value == str(expected))
+            .values(value=str(new))
+        )
+        return result.rowcount == 1
+
+    def persist(self, conn: Connection, outcomes: Sequence[Outcome]) -> None:
+        threads: dict[str, dict[str, Any]] = {}
+        specs: dict[str, dict[str, Any]] = {}
+        balances: dict[str, int] = {}
+        messages: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
+        transfers: list[dict[str, Any]] = []
+        citations: list[dict[str, Any]] = []
+        epochs: list[dict[str, Any]] = []
+        for o in outcomes:
+            threads.update((k, codec.thread_row(v)) for k, v in o.threads.items())
+            specs.update((k, codec.spec_row(v)) for k, v in o.specs.items())
+            balances.update(o.balances)
+            html_by_id = {}
+            for m in o.messages:
+                html = self.render(m.content)
+                html_by_id[m.message_id] = html
+                messages.append(codec.message_row(m, html))
+            events.extend(_event_row(e, html_by_id) for e in o.events)
+            transfers.extend(codec.transfer_row(t) for t in o.transfers)
+            if o.citations:
+                assert o.at is not None, "an outcome from apply() carries its time"
+                citations.extend(codec.citation_row(c, o.at) for c in o.citations)
+            epochs.extend(codec.epoch_row(e) for e in o.epochs)
+        if threads:
+            self._upsert(conn, schema.threads, "thread_id", list(threads.values()))
+        if specs:
+            self._upsert(conn, schema.specs, "spec_id", list(specs.values()))
+        if balances:
+            self._upsert(
+                conn, schema.balances, "account", [{"account": a, "amount": b} for a, b in balances.items()]
+            )
+        for table, rows in (
+            (schema.messages, messages),
+            (schema.events, events),
+            (schema.transfers, transfers),
+            (schema.citations, citations),
+            (schema.epochs, epochs),
+        ):
+            if rows:
+                conn.execute(table.insert(), rows)
+
+    # -- reads for the API ------------------------------------------------------------
+
+    def events_since(self, thread_id: str, since_seq: int, limit: int = 1000) -> list[Event]:
+        e = schema.events
+        query = (
+            select(e).where(e.c.thread_id == thread_id, e.c.seq > since_seq).order_by(e.c.seq).limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [Event(r.thread_id, r.seq, r.kind, r.data, r.at) for r in conn.execute(query)]
+
+    def messages_page(self, thread_id: str, before_seq: int | None, limit: int) -> list[dict[str, Any]]:
+        m = schema.messages
+        query = select(m).where(m.c.thread_id == thread_id)
+        if before_seq is not None:
+            query = query.where(m.c.seq < before_seq)
+        query = query.order_by(m.c.seq.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+        return rows[::-1]
+
+    def messages_by_id(self, message_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        if not message_ids:
+            return {}
+        m = schema.messages
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(m).where(m.c.message_id.in_(list(message_ids))))
+            return {r.message_id: dict(r._mapping) for r in rows}
+
+    def count(self, table: str) -> int:
+        t = schema.metadata.tables[table]
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(t)).scalar_one())
+
+
+def _event_row(e: Event, html_by_id: dict[str, str]) -> dict[str, Any]:
+    if e.kind == "message.posted":
+        # Rendered once, here, so the stored event and the live one carry the same html.
+        e.data["html"] = html_by_id.get(e.data["message_id"], "")
+    return {"thread_id": e.thread_id, "seq": e.seq, "kind": e.kind, "data": e.data, "at": e.at}
+
+
+Upsert = Callable[[Connection, Any, str, list[dict[str, Any]]], None]
+
+
+def _upsert_for(dialect: str) -> Upsert:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+    def upsert(conn: Connection, table: Any, key: str, rows: list[dict[str, Any]]) -> None:
+        stmt = insert(table)
+        columns = {c: getattr(stmt.excluded, c) for c in rows[0] if c != key}
+        conn.execute(stmt.on_conflict_do_update(index_elements=[key], set_=columns), rows)
+
+    return upsert
