@@ -130,6 +130,8 @@ def _post_message(tx: Tx, ins: PostMessage) -> None:
         raise errors.NotCoAuthor(f"{actor} is not a co-author of {thread.thread_id!r}")
     if not is_ai and (ins.ask_id is not None or ins.citations):
         raise errors.InvalidInput("only an answer carries an ask_id and citations")
+    if ins.ask_id is not None:
+        check_id(ins.ask_id, "ask_id")
     check_new_id(tx.state, message_id)
     citations = tuple(Citation(c.n, c.message_id, c.score_ppm) for c in _check_citations(ins.citations))
     _publish(tx, thread, message_id, actor, content, novelty, ins.ask_id, citations)
@@ -168,15 +170,19 @@ def _publish(
     )
 
 
-def _check_citations(citations: tuple[CitationInput, ...]) -> tuple[CitationInput, ...]:
+def _check_citations(citations: object) -> tuple[CitationInput, ...]:
+    if not isinstance(citations, tuple | list):
+        raise errors.InvalidInput("citations must be a list")
     if len(citations) > MAX_CITATIONS:
         raise errors.InvalidInput(f"at most {MAX_CITATIONS} citations")
     for c in citations:
+        if not isinstance(c, CitationInput):
+            raise errors.InvalidInput("each citation must be a CitationInput")
         if type(c.n) is not int or c.n < 1:
             raise errors.InvalidInput("citation number must be a positive integer")
         check_id(c.message_id, "cited message_id")
         check_ppm(c.score_ppm, "citation score_ppm")
-    return citations
+    return tuple(citations)
 
 
 # -- specs -----------------------------------------------------------------------------
@@ -187,14 +193,14 @@ def _submit_spec(tx: Tx, ins: SubmitSpec) -> None:
     spec_id = check_id(ins.spec_id, "spec_id")
     content = check_content(ins.content, tx.state.params)
     stake = check_amount(ins.stake, "stake")
-    check_ppm(ins.novelty_ppm, "novelty_ppm")
+    novelty = check_ppm(ins.novelty_ppm, "novelty_ppm")
     thread = tx.thread(check_id(ins.thread_id, "thread_id"))
     params = tx.state.params
     if actor == AI_AUTHOR:
         raise errors.Forbidden("the Choir AI does not submit specs")
     if thread.member(actor) is not None:
         raise errors.AlreadyCoAuthor(f"{actor} is already a co-author of {thread.thread_id!r}")
-    check_new_id(tx.state, spec_id)
+    check_new_id(tx.state, spec_id, errors.SpecExists)
     if len(thread.members) >= params.max_co_authors:
         raise errors.ThreadFull(f"{thread.thread_id!r} has {params.max_co_authors} co-authors")
     if len(tx.state.pending.get(thread.thread_id, ())) >= params.max_pending_specs:
@@ -216,6 +222,7 @@ def _submit_spec(tx: Tx, ins: SubmitSpec) -> None:
         submitted_at=tx.now,
         expires_at=tx.now + timedelta(seconds=params.spec_ttl_s),
         voters=thread.co_authors,
+        novelty_ppm=novelty,
     )
     tx.put_spec(spec)
     tx.pay(user_account(actor), escrow_account(spec_id), stake, TransferKind.STAKE, spec_id)
@@ -262,8 +269,7 @@ def _settle(tx: Tx, spec: Spec) -> None:
     moved: list[dict[str, str] | None] = []
     if len(approvers) == len(spec.voters):
         outcome = SpecStatus.APPROVED
-        thread = tx.thread(spec.thread_id)
-        if len(thread.members) >= tx.state.params.max_co_authors:
+        if not _can_join(tx, spec):
             raise errors.ThreadFull(f"{spec.thread_id!r} has {tx.state.params.max_co_authors} co-authors")
         share = spec.stake // len(approvers)
         for approver in approvers:
@@ -287,6 +293,13 @@ def _settle(tx: Tx, spec: Spec) -> None:
         _join(tx, spec)
 
 
+def _can_join(tx: Tx, spec: Spec) -> bool:
+    """Room for the author, or no room needed: one person may have had two specs
+    pending in a thread, and the first approved already made them a co-author."""
+    thread = tx.thread(spec.thread_id)
+    return thread.member(spec.author) is not None or len(thread.members) < tx.state.params.max_co_authors
+
+
 def _close(tx: Tx, spec: Spec, outcome: SpecStatus, moved: list[dict[str, str] | None]) -> None:
     settled = replace(spec, status=spec.status.settle(outcome), settled_at=tx.now)
     tx.put_spec(settled)
@@ -296,10 +309,11 @@ def _close(tx: Tx, spec: Spec, outcome: SpecStatus, moved: list[dict[str, str] |
 
 def _join(tx: Tx, spec: Spec) -> None:
     thread = tx.thread(spec.thread_id)
-    tx.put_thread(replace(thread, members=(*thread.members, Member(spec.author, tx.now))))
-    tx.emit(spec.thread_id, "coauthor.joined", {"address": spec.author, "spec_id": spec.spec_id})
+    if thread.member(spec.author) is None:
+        tx.put_thread(replace(thread, members=(*thread.members, Member(spec.author, tx.now))))
+        tx.emit(spec.thread_id, "coauthor.joined", {"address": spec.author, "spec_id": spec.spec_id})
     # The spec's message is published under the spec's id, as its author's.
-    _publish(tx, thread, spec.spec_id, spec.author, spec.content, 1_000_000)
+    _publish(tx, thread, spec.spec_id, spec.author, spec.content, spec.novelty_ppm)
 
 
 def _expire(tx: Tx, ins: Expire) -> None:
@@ -358,7 +372,10 @@ def _drop_voter(tx: Tx, spec: Spec, leaver: str, members: tuple[Member, ...]) ->
     votes = tuple((a, v) for a, v in spec.votes if a != leaver)
     spec = replace(spec, voters=voters, votes=votes)
     tx.put_spec(spec)
-    if spec.all_voted and tx.now < spec.expires_at:
+    # A full thread cannot take an approved author; leaving must not be blocked by
+    # that, so such a spec stays pending (and expires), as a refused last vote would.
+    full = all(approve for _, approve in spec.votes) and not _can_join(tx, spec)
+    if spec.all_voted and tx.now < spec.expires_at and not full:
         _settle(tx, spec)
 
 
@@ -391,9 +408,11 @@ def _settle_epoch(tx: Tx, ins: SettleEpoch) -> None:
     state = tx.state
     if type(ins.epoch) is not int or ins.epoch < 0:
         raise errors.InvalidInput("epoch must be a non-negative integer")
+    # An epoch has ended iff it is before the current one; compared as integers
+    # first because the bounds of an absurd epoch overflow datetime.
+    if ins.epoch >= state.epoch_of(tx.now):
+        raise errors.EpochNotEnded(f"epoch {ins.epoch} has not ended")
     start, end = state.epoch_bounds(ins.epoch)
-    if tx.now < end:
-        raise errors.EpochNotEnded(f"epoch {ins.epoch} ends at {_iso(end)}")
     if ins.epoch in state.epochs:
         tx.result = {"epoch": ins.epoch, "already_settled": True}
         return  # settling twice pays once

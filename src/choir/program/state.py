@@ -136,6 +136,8 @@ class Spec:
     votes: tuple[tuple[str, bool], ...] = ()
     status: SpecStatus = SpecStatus.PENDING
     settled_at: datetime | None = None
+    # The novelty of the spec's content, which its publication earns if approved.
+    novelty_ppm: int = 1_000_000
 
     def vote_of(self, voter: str) -> bool | None:
         return next((v for a, v in self.votes if a == voter), None)

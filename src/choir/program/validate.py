@@ -16,7 +16,7 @@ MAX_ACTOR_CHARS: Final = 64
 def check_id(value: object, what: str) -> str:
     if not isinstance(value, str) or not value:
         raise errors.InvalidId(f"{what} must be a non-empty string")
-    if len(value.encode()) > MAX_ID_BYTES:
+    if len(_utf8(value, what, errors.InvalidId)) > MAX_ID_BYTES:
         raise errors.InvalidId(f"{what} is longer than {MAX_ID_BYTES} bytes")
     if not _ID_RE.fullmatch(value):
         raise errors.InvalidId(f"{what} may hold only letters, digits and . _ ~ -")
@@ -26,6 +26,7 @@ def check_id(value: object, what: str) -> str:
 def check_actor(value: object) -> str:
     if not isinstance(value, str) or not value or len(value) > MAX_ACTOR_CHARS:
         raise errors.InvalidInput("actor must be an address of at most 64 characters")
+    _utf8(value, "actor")
     return value
 
 
@@ -34,7 +35,7 @@ def check_content(value: object, params: Params) -> str:
         raise errors.InvalidInput("content must be a string")
     if not value.strip():
         raise errors.EmptyContent("content is empty")
-    size = len(value.encode())
+    size = len(_utf8(value, "content"))
     if size > params.max_content_bytes:
         raise errors.ContentTooLarge(f"content is {size} bytes; the limit is {params.max_content_bytes}")
     return value
@@ -58,12 +59,26 @@ def check_ppm(value: object, what: str) -> int:
 def check_title(value: object, params: Params) -> str:
     if not isinstance(value, str) or not value.strip():
         raise errors.InvalidInput("title must be a non-empty string")
+    _utf8(value, "title")
     if len(value) > params.max_title_chars:
         raise errors.InvalidInput(f"title is longer than {params.max_title_chars} characters")
     return value.strip()
 
 
-def check_new_id(state: State, value: str) -> None:
-    """Messages and specs share one id space: an approved spec is published under its id."""
+def check_new_id(state: State, value: str, exists: type[errors.Conflict] = errors.MessageExists) -> None:
+    """Messages and specs share one id space: an approved spec is published under its id.
+    ``exists`` is the refusal that names what the caller was creating."""
     if value in state.messages or value in state.specs:
-        raise errors.MessageExists(f"id {value!r} is taken")
+        raise exists(f"id {value!r} is taken")
+
+
+def _utf8(value: str, what: str, error: type[errors.InvalidInput] = errors.InvalidInput) -> bytes:
+    # JSON can carry lone surrogates ("\ud800") that no UTF-8 store or hash accepts, and
+    # PostgreSQL text refuses NUL: refuse both here rather than fail at persist time.
+    try:
+        encoded = value.encode()
+    except UnicodeEncodeError:
+        raise error(f"{what} is not valid Unicode text") from None
+    if b"\x00" in encoded:
+        raise error(f"{what} may not contain NUL characters")
+    return encoded
