@@ -31,6 +31,8 @@ class Plan:
 class Ledger:
     balances: dict[str, int] = field(default_factory=dict)
     transfers: dict[int, Transfer] = field(default_factory=dict)
+    # Σ of every balance change recorded since this ledger was built; always 0.
+    net_change: int = 0
 
     @classmethod
     def genesis(cls) -> Ledger:
@@ -72,8 +74,16 @@ class Ledger:
 
     def commit(self, plan: Plan) -> None:
         """Apply a plan made by ``plan`` on this same ledger state."""
-        self.balances.update(plan.balances)
-        for t in plan.new:
+        self.record(plan.new, plan.balances)
+
+    def record(self, new: Iterable[Transfer], balances: Mapping[str, int]) -> None:
+        """Store applied transfers and the balances they produced. The running total
+        moves by the balances' net change, which conservation says is zero: keeping it
+        lets the invariant be checked after every step without summing every account."""
+        for account, amount in balances.items():
+            self.net_change += amount - self.balances.get(account, 0)
+            self.balances[account] = amount
+        for t in new:
             self.transfers[t.id] = t
 
     def apply(self, batch: Sequence[Transfer]) -> tuple[Transfer, ...]:

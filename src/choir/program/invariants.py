@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from choir.ledger import escrow_account
-from choir.program.state import SpecStatus, State
+from choir.program.state import Outcome, Spec, SpecStatus, State, Thread
 
 
 class InvariantViolation(AssertionError):
@@ -24,14 +26,41 @@ def check(state: State) -> None:
         raise InvariantViolation(problems)
 
 
-def _thread_problems(state: State) -> list[str]:
+def check_step(state: State, outcome: Outcome) -> None:
+    """The invariants after one committed step, on what that step touched: conservation
+    (the ledger's net change stays 0), no negative balance, and the thread and spec rules
+    for every thread and spec it wrote. O(step), so the simulator can run it every step."""
     problems: list[str] = []
-    published: dict[str, int] = {}
-    for message_id, ref in state.messages.items():
-        published[ref.thread_id] = published.get(ref.thread_id, 0) + 1
-        if state.hashes.get(ref.thread_id, {}).get(ref.content_hash) != message_id:
-            problems.append(f"message {message_id}: its hash is not unique in {ref.thread_id}")
-    for thread in state.threads.values():
+    if state.ledger.net_change != 0:
+        problems.append(f"conservation: balances changed by {state.ledger.net_change} in all")
+    problems += [f"negative balance {a}: {b}" for a, b in outcome.balances.items() if b < 0]
+    touched = {t: state.threads[t] for t in outcome.threads}
+    for spec in outcome.specs.values():
+        touched.setdefault(spec.thread_id, state.threads[spec.thread_id])
+    problems += _thread_problems_of(state, touched.values())
+    problems += _spec_problems_of(state, [state.specs[s] for s in outcome.specs])
+    if problems:
+        raise InvariantViolation(problems)
+
+
+def _thread_problems(state: State) -> list[str]:
+    return _thread_problems_of(state, state.threads.values())
+
+
+def _thread_problems_of(state: State, threads: Iterable[Thread]) -> list[str]:
+    problems: list[str] = []
+    for thread in threads:
+        published = 0
+        for content_hash, item_id in state.hashes.get(thread.thread_id, {}).items():
+            ref = state.messages.get(item_id)
+            if ref is None:
+                spec = state.specs.get(item_id)
+                if spec is None or spec.status is not SpecStatus.PENDING:
+                    problems.append(f"thread {thread.thread_id}: hash {content_hash[:8]} held by {item_id}")
+                continue
+            published += 1
+            if ref.content_hash != content_hash or ref.thread_id != thread.thread_id:
+                problems.append(f"message {item_id}: its hash is not unique in {thread.thread_id}")
         authors = thread.co_authors
         if not authors:
             problems.append(f"thread {thread.thread_id} has no co-author")
@@ -41,14 +70,23 @@ def _thread_problems(state: State) -> list[str]:
             problems.append(
                 f"thread {thread.thread_id} has more than {state.params.max_co_authors} co-authors"
             )
-        if published.get(thread.thread_id, 0) != thread.message_count:
+        if published != thread.message_count:
             problems.append(f"thread {thread.thread_id}: message count {thread.message_count} is wrong")
     return problems
 
 
 def _spec_problems(state: State) -> list[str]:
+    problems = _spec_problems_of(state, state.specs.values())
+    total_escrow = sum(s.stake for s in state.specs.values() if s.status is SpecStatus.PENDING)
+    held = sum(b for a, b in state.ledger.balances.items() if a.startswith("escrow:"))
+    if total_escrow != held:
+        problems.append(f"escrow accounts hold {held}, pending stakes are {total_escrow}")
+    return problems
+
+
+def _spec_problems_of(state: State, specs: Iterable[Spec]) -> list[str]:
     problems: list[str] = []
-    for spec in state.specs.values():
+    for spec in specs:
         escrow = state.ledger.balance(escrow_account(spec.spec_id))
         if spec.status is SpecStatus.PENDING and escrow != spec.stake:
             problems.append(f"pending spec {spec.spec_id}: escrow {escrow} != stake {spec.stake}")
@@ -59,8 +97,4 @@ def _spec_problems(state: State) -> list[str]:
             problems.append(f"spec {spec.spec_id}: someone voted twice")
         if not set(voters) <= set(spec.voters):
             problems.append(f"spec {spec.spec_id}: a vote from a non-voter")
-    total_escrow = sum(s.stake for s in state.specs.values() if s.status is SpecStatus.PENDING)
-    held = sum(b for a, b in state.ledger.balances.items() if a.startswith("escrow:"))
-    if total_escrow != held:
-        problems.append(f"escrow accounts hold {held}, pending stakes are {total_escrow}")
     return problems

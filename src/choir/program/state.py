@@ -245,9 +245,7 @@ class State:
     def commit(self, outcome: Outcome) -> None:
         """Swap in what an instruction produced. Only ever called with an Outcome that
         ``processor.apply`` computed from this very state, and after it was persisted."""
-        for transfer in outcome.transfers:
-            self.ledger.transfers[transfer.id] = transfer
-        self.ledger.balances.update(outcome.balances)
+        self.ledger.record(outcome.transfers, outcome.balances)
         for thread in outcome.threads.values():
             if thread.thread_id not in self.threads:
                 self.creations.setdefault(thread.creator, []).append(thread.created_at)

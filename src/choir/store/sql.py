@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, create_engine, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.pool import StaticPool
 
@@ -141,11 +141,7 @@ class Store:
     def claim_version(self, conn: Connection, expected: int, new: int) -> bool:
         """Optimistic concurrency between processes: the write succeeds only if no other
         writer committed since our state was loaded (the row lock orders them on PostgreSQL)."""
-        result = conn.execute(
-            update(schema.meta)
-            .where(schema.meta.c.key == VERSION_KEY, schema.meta.c.value == str(expected))
-            .values(value=str(new))
-        )
+        result = conn.execute(_CLAIM_VERSION, {"expected": str(expected), "new": str(new)})
         return result.rowcount == 1
 
     def persist(self, conn: Connection, outcomes: Sequence[Outcome]) -> None:
@@ -231,15 +227,26 @@ def _event_row(e: Event, html_by_id: dict[str, str]) -> dict[str, Any]:
     return {"thread_id": e.thread_id, "seq": e.seq, "kind": e.kind, "data": e.data, "at": e.at}
 
 
+_CLAIM_VERSION = (
+    update(schema.meta)
+    .where(schema.meta.c.key == VERSION_KEY, schema.meta.c.value == bindparam("expected"))
+    .values(value=bindparam("new"))
+)
+
 Upsert = Callable[[Connection, Any, str, list[dict[str, Any]]], None]
 
 
 def _upsert_for(dialect: str) -> Upsert:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # Built once per table: constructing an upsert costs more than executing it.
+    statements: dict[str, Any] = {}
 
     def upsert(conn: Connection, table: Any, key: str, rows: list[dict[str, Any]]) -> None:
-        stmt = insert(table)
-        columns = {c: getattr(stmt.excluded, c) for c in rows[0] if c != key}
-        conn.execute(stmt.on_conflict_do_update(index_elements=[key], set_=columns), rows)
+        stmt = statements.get(table.name)
+        if stmt is None:
+            base = insert(table)
+            columns = {c.name: base.excluded[c.name] for c in table.columns if c.name != key}
+            stmt = statements[table.name] = base.on_conflict_do_update(index_elements=[key], set_=columns)
+        conn.execute(stmt, rows)
 
     return upsert

@@ -1,0 +1,82 @@
+"""Settings: every ``CHOIR_*`` environment variable, with embedded defaults.
+
+With nothing set, Choir runs on one machine: SQLite and an embedded Qdrant shard
+under the data directory, in-process fan-out, the extractive answerer, no chain.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from choir.ledger import ONE_CHOIR
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CHOIR_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Interface to listen on.")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port to listen on.")
+    data_dir: Path = Field(Path("choir-data"), description="Where the embedded stores keep their files.")
+    public_url: str | None = Field(
+        None, description="The URL people reach the server at (SIWS domain/uri); default http://host:port."
+    )
+    allowed_origins: str = Field(
+        "", description="Comma-separated origins allowed on /ws and state-changing REST; default: public_url."
+    )
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in the data dir.")
+    qdrant_url: str | None = Field(None, description="Qdrant server URL; default an embedded edge shard.")
+    redis_url: str | None = Field(None, description="Redis URL for fan-out across server processes.")
+    llm_url: str | None = Field(None, description="OpenAI-compatible endpoint base URL (…/v1).")
+    llm_model: str = Field("gpt-4o-mini", description="Model name sent to the LLM endpoint.")
+    llm_api_key: str | None = Field(None, description="Bearer token for the LLM endpoint.")
+    llm_timeout_s: float = Field(60.0, gt=0, description="Timeout of one LLM request.")
+    solana_rpc_url: str | None = Field(None, description="Solana RPC endpoint for settlement.")
+    chain: str = Field("none", description="Settlement layer: none, litesvm, or rpc.")
+    epoch_seconds: int = Field(3600, ge=1, description="Length of a reward epoch.")
+    min_stake: int = Field(ONE_CHOIR, gt=0, description="Minimum spec stake, in base units.")
+    welcome_grant: int = Field(
+        10 * ONE_CHOIR, ge=0, description="CHOIR granted once from the treasury to a new address (0: none)."
+    )
+    sweep_interval_s: float = Field(
+        5.0, gt=0, description="How often expired specs and ended epochs are settled."
+    )
+    log_level: str = Field("INFO", description="Log level of the JSON logs.")
+    session_ttl_s: int = Field(30 * 24 * 3600, gt=0, description="Session cookie lifetime.")
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return level
+
+    @field_validator("chain")
+    @classmethod
+    def _chain(cls, value: str) -> str:
+        if value not in {"none", "litesvm", "rpc"}:
+            raise ValueError("must be none, litesvm or rpc")
+        return value
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "localhost" if self.host in {"127.0.0.1", "0.0.0.0", "::"} else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def origins(self) -> list[str]:
+        listed = [o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()]
+        if listed:
+            return listed
+        base = self.base_url
+        # The same server reached as localhost or 127.0.0.1 is the same origin to a person.
+        return sorted({base, base.replace("//localhost", "//127.0.0.1")})
+
+    @property
+    def sql_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'choir.db'}"
