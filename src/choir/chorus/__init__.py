@@ -1,0 +1,1 @@
+"""The Chorus: answering a question from the community's prior messages (DESIGN §6)."""
