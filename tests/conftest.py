@@ -1,0 +1,47 @@
+"""Shared fixtures, kept thin: the logic lives in tests/services.py (import it as `services`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+import services
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    services.mark_by_fixtures(items)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[services.PostgresServer]:
+    """One throwaway PostgreSQL 15 cluster for the whole run."""
+    with services.start_postgres() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: services.PostgresServer) -> Iterator[str]:
+    """SQLAlchemy URL of a new empty database, dropped (with its connections) after the test."""
+    with postgres_server.fresh_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[services.RedisServer]:
+    """One throwaway Redis server for the whole run."""
+    with services.start_redis() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: services.RedisServer) -> str:
+    """URL of database 0 on the session's Redis server, emptied before the test."""
+    redis_server.flush()
+    return redis_server.url()
+
+
+@pytest.fixture(scope="session")
+def chromium_launch_options() -> services.ChromiumLaunch:
+    """`playwright.chromium.launch(**chromium_launch_options)` starts Debian's Chromium headless."""
+    return services.chromium_launch_options()
