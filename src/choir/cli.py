@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -38,6 +40,30 @@ def simulate(
         typer.echo(line)
     elapsed = time.perf_counter() - started
     typer.echo(f"{steps} steps in {elapsed:.1f} s ({steps / elapsed:,.0f} steps/s)")
+
+
+@app.command()
+def serve(
+    host: str | None = typer.Option(None, help="Interface to listen on [CHOIR_HOST, default 127.0.0.1]."),
+    port: int | None = typer.Option(None, min=1, max=65535, help="Port [CHOIR_PORT, default 8000]."),
+    data_dir: Path | None = typer.Option(None, help="Data directory [CHOIR_DATA_DIR, default ./choir-data]."),
+) -> None:
+    """Run the Choir server (web UI at /, WebSocket at /ws, REST at /api)."""
+    from pydantic import ValidationError
+
+    from choir.config import Settings
+
+    overrides: dict[str, Any] = {k: v for k, v in {"host": host, "port": port, "data_dir": data_dir}.items() if v is not None}
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "CHOIR_" + "_".join(str(p) for p in error["loc"]).upper()
+            typer.echo(f"choir: bad setting {name}: {error['msg']}", err=True)
+        raise typer.Exit(2) from None
+    from choir.server import run
+
+    raise typer.Exit(run(settings))
 
 
 def main() -> None:  # pragma: no cover - entry point

@@ -118,6 +118,12 @@ class Coordinator:
         self.version += 1
         return results
 
+    def refresh_if_stale(self) -> None:
+        """Catch up with what other processes committed (one cheap read when nothing did)."""
+        with self._lock:
+            if self.store.version() != self.version:
+                self.reload()
+
     def reload(self) -> None:
         loaded = self.store.load_state()
         assert loaded is not None

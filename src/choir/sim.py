@@ -29,6 +29,7 @@ from choir.program import (
     RecordCitations,
     SettleEpoch,
     SpecStatus,
+    State,
     SubmitSpec,
     Visibility,
     Vote,
@@ -91,7 +92,7 @@ class Simulator:
         self.next_epoch = 0
 
     @property
-    def state(self):  # type: ignore[no-untyped-def]
+    def state(self) -> State:
         return self.coordinator.state
 
     def run(self, steps: int) -> Report:
@@ -173,7 +174,8 @@ class Simulator:
         threads = list(self.state.threads)
         if not threads or self.rng.random() < 0.03:
             return self.fresh_id("missing")
-        return self.rng.choice(threads)
+        thread_id: str = self.rng.choice(threads)
+        return thread_id
 
     def create_thread(self) -> Instruction:
         roll = self.rng.random()

@@ -1,0 +1,171 @@
+"""Subscriptions and fan-out to the sockets of this process.
+
+Each connection has a bounded outbound queue drained by its own writer task, so a
+slow client never slows the others: when its queue is full it is disconnected (it
+resumes later with ``since_seq``). Thread events are delivered at most once per
+connection and in seq order; events that arrive while a subscription replays the
+store are held and released after the replay, with duplicates dropped by seq.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Final
+
+log = logging.getLogger(__name__)
+
+# Frames waiting to be written to one socket; past this the client is too slow.
+MAX_QUEUE_FRAMES: Final = 1024
+MAX_CONNECTIONS_PER_USER: Final = 5
+SLOW_CONSUMER_CLOSE_CODE: Final = 4008
+LOGGED_OUT_CLOSE_CODE: Final = 4001
+
+
+class ConnState(Enum):
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+@dataclass(slots=True)
+class Subscription:
+    thread_id: str
+    last_seq: int
+    replaying: bool = False
+    held: list[tuple[int | None, str]] = field(default_factory=list)
+
+
+Close = Callable[[int, str], Coroutine[object, object, None]]
+Send = Callable[[str], Coroutine[object, object, None]]
+
+
+class Connection:
+    def __init__(self, conn_id: int, address: str, send: Send, close: Close) -> None:
+        self.conn_id = conn_id
+        self.address = address
+        self._send = send
+        self._close = close
+        self.queue: asyncio.Queue[str | None] = asyncio.Queue(MAX_QUEUE_FRAMES)
+        self.subs: dict[str, Subscription] = {}
+        self.state = ConnState.OPEN
+        self.close_code: int | None = None
+
+    def offer(self, frame: str) -> bool:
+        """Queue a frame without waiting; a full queue means the client cannot keep up."""
+        if self.state is not ConnState.OPEN:
+            return False
+        try:
+            self.queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            self.shut(SLOW_CONSUMER_CLOSE_CODE, "slow_consumer: resume with since_seq")
+            return False
+        return True
+
+    async def put(self, frame: str) -> None:
+        """Queue a frame, waiting for room: for replays, which the client asked for."""
+        if self.state is ConnState.OPEN:
+            await self.queue.put(frame)
+
+    def shut(self, code: int, reason: str) -> None:
+        if self.state is not ConnState.OPEN:
+            return
+        self.state = ConnState.CLOSING
+        self.close_code = code
+        asyncio.get_running_loop().create_task(self._close(code, reason))
+        # Wake the writer so it can finish.
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
+
+    async def writer(self) -> None:
+        while True:
+            frame = await self.queue.get()
+            if frame is None or self.state is not ConnState.OPEN:
+                return
+            await self._send(frame)
+
+
+class Hub:
+    def __init__(self) -> None:
+        self.by_thread: dict[str, set[Connection]] = {}
+        self.by_user: dict[str, set[Connection]] = {}
+        self._next_id = 0
+
+    def connect(self, address: str, send: Send, close: Close) -> Connection | None:
+        """A new connection, or None when the user already has the most allowed."""
+        if len(self.by_user.get(address, ())) >= MAX_CONNECTIONS_PER_USER:
+            return None
+        self._next_id += 1
+        conn = Connection(self._next_id, address, send, close)
+        self.by_user.setdefault(address, set()).add(conn)
+        return conn
+
+    def disconnect(self, conn: Connection) -> None:
+        conn.state = ConnState.CLOSED
+        for thread_id in conn.subs:
+            self._drop(thread_id, conn)
+        conn.subs.clear()
+        users = self.by_user.get(conn.address)
+        if users is not None:
+            users.discard(conn)
+            if not users:
+                del self.by_user[conn.address]
+
+    def subscribe(self, conn: Connection, thread_id: str, last_seq: int, replaying: bool) -> Subscription:
+        sub = Subscription(thread_id, last_seq, replaying)
+        conn.subs[thread_id] = sub
+        self.by_thread.setdefault(thread_id, set()).add(conn)
+        return sub
+
+    def unsubscribe(self, conn: Connection, thread_id: str) -> bool:
+        if conn.subs.pop(thread_id, None) is None:
+            return False
+        self._drop(thread_id, conn)
+        return True
+
+    def _drop(self, thread_id: str, conn: Connection) -> None:
+        conns = self.by_thread.get(thread_id)
+        if conns is not None:
+            conns.discard(conn)
+            if not conns:
+                del self.by_thread[thread_id]
+
+    def deliver(self, thread_id: str, seq: int | None, frame: str) -> None:
+        """Fan one serialized event out to this thread's subscribers."""
+        for conn in list(self.by_thread.get(thread_id, ())):
+            sub = conn.subs.get(thread_id)
+            if sub is None:
+                continue
+            if sub.replaying:
+                sub.held.append((seq, frame))
+            elif seq is None or seq > sub.last_seq:
+                if seq is not None:
+                    sub.last_seq = seq
+                conn.offer(frame)
+
+    def finish_replay(self, conn: Connection, sub: Subscription) -> None:
+        for seq, frame in sub.held:
+            if seq is None or seq > sub.last_seq:
+                if seq is not None:
+                    sub.last_seq = seq
+                conn.offer(frame)
+        sub.held.clear()
+        sub.replaying = False
+
+    def notify_user(self, address: str, frame: str) -> None:
+        for conn in list(self.by_user.get(address, ())):
+            conn.offer(frame)
+
+    def close_user(self, address: str, code: int = LOGGED_OUT_CLOSE_CODE, reason: str = "logged out") -> int:
+        conns = list(self.by_user.get(address, ()))
+        for conn in conns:
+            conn.shut(code, reason)
+        return len(conns)
+
+    @property
+    def connection_count(self) -> int:
+        return sum(len(c) for c in self.by_user.values())

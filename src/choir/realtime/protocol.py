@@ -1,0 +1,184 @@
+"""The /ws protocol (DESIGN §7): envelopes, payloads, error codes.
+
+Every client frame is ``{"id", "type", "payload"}``; every one gets an ``ack`` or an
+``error`` with a stable code. Parsing never raises anything but ProtocolError.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError, field_validator
+
+MAX_FRAME_BYTES: Final = 64 * 1024
+MAX_CLIENT_ID_CHARS: Final = 64
+
+CLIENT_TYPES: Final = ("subscribe", "unsubscribe", "post", "spec.submit", "spec.vote", "ask", "ping")
+SERVER_TYPES: Final = ("ack", "error", "event")
+EVENT_KINDS: Final = (
+    "thread.created",
+    "message.posted",
+    "spec.submitted",
+    "spec.voted",
+    "spec.settled",
+    "coauthor.joined",
+    "coauthor.left",
+    "chorus.phase",
+    "reward.paid",
+)
+# Codes of the protocol layer; the program adds its own (not_co_author, already_voted, ...).
+ERROR_CODES: Final = {
+    "bad_json": "the frame is not one JSON object",
+    "unknown_type": "the type is not one of the client types",
+    "invalid_payload": "a field is missing or of the wrong type",
+    "invalid_amount": "an amount is not a decimal string of base units",
+    "too_large": "the frame or the content is over its limit",
+    "rate_limited": "more than 100 frames a minute, or more than 5 connections",
+    "unauthorized": "no valid session",
+    "forbidden": "not allowed for this user",
+    "not_subscribed": "unsubscribe from a thread never subscribed",
+    "slow_consumer": "the client fell too far behind and was disconnected",
+    "internal": "the server failed; nothing was changed",
+}
+
+
+class ProtocolError(Exception):
+    def __init__(self, code: str, message: str, frame_id: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.frame_id = frame_id
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_AMOUNT_RE: Final = re.compile(r"-?[0-9]{1,30}")
+
+
+class Subscribe(_Payload):
+    thread_id: StrictStr = Field(min_length=1, max_length=64)
+    since_seq: int | None = Field(None, ge=0, strict=True)
+
+
+class Unsubscribe(_Payload):
+    thread_id: StrictStr = Field(min_length=1, max_length=64)
+
+
+class Post(_Payload):
+    thread_id: StrictStr = Field(min_length=1, max_length=64)
+    content: StrictStr
+
+
+class SpecSubmit(_Payload):
+    thread_id: StrictStr = Field(min_length=1, max_length=64)
+    content: StrictStr
+    stake: StrictStr
+
+    @field_validator("stake")
+    @classmethod
+    def _amount(cls, value: str) -> str:
+        if not _AMOUNT_RE.fullmatch(value):
+            raise ValueError("stake must be a decimal string of base units")
+        return value
+
+    @property
+    def stake_units(self) -> int:
+        return int(self.stake)
+
+
+class SpecVote(_Payload):
+    spec_id: StrictStr = Field(min_length=1, max_length=64)
+    approve: StrictBool
+
+
+class Ask(_Payload):
+    thread_id: StrictStr = Field(min_length=1, max_length=64)
+    prompt: StrictStr = Field(min_length=1, max_length=4096)
+
+
+class Ping(_Payload):
+    pass
+
+
+PAYLOADS: Final[dict[str, type[_Payload]]] = {
+    "subscribe": Subscribe,
+    "unsubscribe": Unsubscribe,
+    "post": Post,
+    "spec.submit": SpecSubmit,
+    "spec.vote": SpecVote,
+    "ask": Ask,
+    "ping": Ping,
+}
+assert tuple(PAYLOADS) == CLIENT_TYPES
+
+
+class ClientFrame(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    type: str
+    payload: Any
+
+
+def parse(text: str | bytes) -> tuple[str, _Payload]:
+    """Parse one client frame into (client id, payload model); raise ProtocolError."""
+    if len(text) > MAX_FRAME_BYTES:
+        raise ProtocolError("too_large", f"frames are limited to {MAX_FRAME_BYTES} bytes")
+    try:
+        raw = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        raise ProtocolError("bad_json", "the frame is not valid JSON") from None
+    if not isinstance(raw, dict):
+        raise ProtocolError("bad_json", "a frame is one JSON object")
+    frame_id = raw.get("id")
+    if not isinstance(frame_id, str) or not 0 < len(frame_id) <= MAX_CLIENT_ID_CHARS:
+        raise ProtocolError(
+            "invalid_payload", f"id must be a string of 1 to {MAX_CLIENT_ID_CHARS} characters"
+        )
+    kind = raw.get("type")
+    model = PAYLOADS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        raise ProtocolError(
+            "unknown_type", f"unknown type {kind!r}; expected one of {', '.join(CLIENT_TYPES)}", frame_id
+        )
+    payload = raw.get("payload", {})
+    if not isinstance(payload, dict):
+        raise ProtocolError("invalid_payload", "payload must be a JSON object", frame_id)
+    try:
+        return frame_id, model.model_validate(payload)
+    except ValidationError as exc:
+        raise ProtocolError("invalid_payload", _describe(exc), frame_id) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "payload"
+    return f"{where}: {first['msg']}"
+
+
+def dumps(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def ack(frame_id: str, payload: dict[str, Any]) -> str:
+    return dumps({"type": "ack", "id": frame_id, "payload": payload})
+
+
+def error(frame_id: str | None, code: str, message: str) -> str:
+    return dumps({"type": "error", "id": frame_id, "payload": {"code": code, "message": message}})
+
+
+def event(thread_id: str, seq: int | None, kind: str, data: dict[str, Any], at: str) -> str:
+    return dumps(
+        {
+            "type": "event",
+            "payload": {"thread_id": thread_id, "seq": seq, "kind": kind, "data": data, "at": at},
+        }
+    )
+
+
+Kind = Literal["ack", "error", "event"]

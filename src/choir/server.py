@@ -1,0 +1,62 @@
+"""Running the server: check the port and the data directory first, then uvicorn."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import sys
+
+import uvicorn
+
+from choir.config import Settings
+from choir.realtime.protocol import MAX_FRAME_BYTES
+
+# Frames past 64 KiB get a `too_large` error from the app; only beyond this does the
+# socket layer itself close the connection (1009), so a big frame never costs memory.
+WS_MAX_SIZE_BYTES = 16 * MAX_FRAME_BYTES
+WS_PING_INTERVAL_S = 30.0
+# Silent for 90 s (a ping unanswered for 60 s after the last 30 s tick): closed.
+WS_PING_TIMEOUT_S = 60.0
+
+
+def port_problem(host: str, port: int) -> str | None:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return f"port {port} on {host} is already in use (set --port or CHOIR_PORT)"
+            return f"cannot listen on {host}:{port}: {exc.strerror}"
+    return None
+
+
+def config(settings: Settings) -> uvicorn.Config:
+    from choir.app import create_app
+
+    return uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        ws_max_size=WS_MAX_SIZE_BYTES,
+        ws_ping_interval=WS_PING_INTERVAL_S,
+        ws_ping_timeout=WS_PING_TIMEOUT_S,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+
+
+def run(settings: Settings) -> int:
+    if problem := port_problem(settings.host, settings.port):
+        print(f"choir: {problem}", file=sys.stderr)
+        return 2
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"choir: cannot create data directory {settings.data_dir}: {exc.strerror}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level)
+    print(f"Choir is running at {settings.base_url}/ (data in {settings.data_dir.resolve()})", flush=True)
+    uvicorn.Server(config(settings)).run()
+    return 0
