@@ -101,7 +101,9 @@ class World:
         stake = self.thread(thread_id).min_stake if stake is None else stake
         if self.user(author) < stake:
             self.fund(author, stake)
-        self.do(SubmitSpec(author, thread_id, spec_id, content or f"{author} asks to join, #{self._specs}", stake))
+        self.do(
+            SubmitSpec(author, thread_id, spec_id, content or f"{author} asks to join, #{self._specs}", stake)
+        )
         return spec_id
 
     def join(self, author: str, thread_id: str = "t", stake: int | None = None) -> str:

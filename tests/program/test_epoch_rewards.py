@@ -104,7 +104,9 @@ def test_settlement_pays_what_the_design_says(make_world) -> None:
     paid_threads = {t.credit: t.amount for t in outcome.transfers if t.kind is TransferKind.PRIOR_REWARD}
     assert paid_users == {user_account(a): p for a, p in expected_users.items()}
     assert paid_threads == {thread_account(t): p for t, p in expected_threads.items()}
-    assert all(t.debit == POOL_NEW_MESSAGES for t in outcome.transfers if t.kind is TransferKind.NEW_MESSAGE_REWARD)
+    assert all(
+        t.debit == POOL_NEW_MESSAGES for t in outcome.transfers if t.kind is TransferKind.NEW_MESSAGE_REWARD
+    )
     assert all(t.debit == TREASURY for t in outcome.transfers if t.kind is TransferKind.PRIOR_REWARD)
     # What is not paid stays in the pool.
     assert world.balance(POOL_NEW_MESSAGES) == pool - sum(expected_users.values())
