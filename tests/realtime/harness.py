@@ -1,0 +1,143 @@
+"""A real Choir server on loopback and real clients for it: httpx for REST, websockets for /ws,
+SIWS sign-in with real Ed25519 keys."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import services
+from nacl.signing import SigningKey
+from websockets.asyncio.client import ClientConnection, connect
+
+from choir.app import create_app
+from choir.auth.client import sign_in_message
+from choir.config import Settings
+
+RECV_TIMEOUT_S = 10.0
+
+
+@dataclass
+class Server:
+    base_url: str
+    settings: Settings
+
+    @property
+    def ws_url(self) -> str:
+        return self.base_url.replace("http://", "ws://") + "/ws"
+
+    @property
+    def origin(self) -> str:
+        return self.base_url
+
+
+@contextlib.contextmanager
+def run_server(data_dir: Path, database_url: str | None = None, **overrides: Any) -> Iterator[Server]:
+    port = services.free_port()
+    base = f"http://127.0.0.1:{port}"
+    settings = Settings(
+        host="127.0.0.1",
+        port=port,
+        data_dir=data_dir,
+        public_url=base,
+        database_url=database_url,
+        **overrides,
+    )
+    with services.run_uvicorn(create_app(settings), port, ws_max_size=16 * 64 * 1024) as url:
+        assert url == base
+        yield Server(base, settings)
+
+
+@dataclass
+class User:
+    server: Server
+    key: SigningKey = field(default_factory=SigningKey.generate)
+    cookie: str = ""
+    address: str = ""
+
+    async def sign_in(self) -> dict[str, Any]:
+        async with httpx.AsyncClient(base_url=self.server.base_url, timeout=10) as http:
+            fields = (await http.get("/api/auth/nonce")).json()
+            message, signature, address = sign_in_message(fields, self.key)
+            response = await http.post(
+                "/api/auth/verify",
+                json={"message": message, "signature": signature, "address": address},
+                headers={"Origin": self.server.origin},
+            )
+            assert response.status_code == 200, response.text
+            self.cookie = response.cookies["choir_session"]
+            self.address = address
+            body: dict[str, Any] = response.json()
+            return body
+
+    def http(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.server.base_url,
+            cookies={"choir_session": self.cookie},
+            headers={"Origin": self.server.origin},
+            timeout=10,
+        )
+
+    async def create_thread(self, title: str = "A thread", visibility: str = "public") -> dict[str, Any]:
+        async with self.http() as http:
+            response = await http.post("/api/threads", json={"title": title, "visibility": visibility})
+            assert response.status_code == 201, response.text
+            body: dict[str, Any] = response.json()
+            return body
+
+    @contextlib.asynccontextmanager
+    async def socket(self, origin: str | None = None) -> AsyncIterator[Socket]:
+        headers = {"Cookie": f"choir_session={self.cookie}", "Origin": origin or self.server.origin}
+        async with connect(self.server.ws_url, additional_headers=headers, max_size=2**22) as ws:
+            yield Socket(ws)
+
+
+class Socket:
+    """A /ws client that keeps acks, errors and events apart."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.counter = 0
+        self.pending: list[dict[str, Any]] = []
+
+    async def send(self, type_: str, payload: dict[str, Any], frame_id: str | None = None) -> str:
+        self.counter += 1
+        frame_id = frame_id or f"c{self.counter}"
+        await self.ws.send(json.dumps({"id": frame_id, "type": type_, "payload": payload}))
+        return frame_id
+
+    async def recv(self, timeout_s: float = RECV_TIMEOUT_S) -> dict[str, Any]:
+        if self.pending:
+            return self.pending.pop(0)
+        frame: dict[str, Any] = json.loads(await asyncio.wait_for(self.ws.recv(), timeout_s))
+        return frame
+
+    async def reply(self, frame_id: str, timeout_s: float = RECV_TIMEOUT_S) -> dict[str, Any]:
+        """The ack or error answering frame_id; events met on the way are kept for later."""
+        kept: list[dict[str, Any]] = []
+        try:
+            while True:
+                frame: dict[str, Any] = json.loads(await asyncio.wait_for(self.ws.recv(), timeout_s))
+                if frame["type"] in ("ack", "error") and frame.get("id") == frame_id:
+                    return frame
+                kept.append(frame)
+        finally:
+            self.pending.extend(kept)
+
+    async def request(self, type_: str, payload: dict[str, Any]) -> dict[str, Any]:
+        return await self.reply(await self.send(type_, payload))
+
+    async def events(self, count: int, timeout_s: float = RECV_TIMEOUT_S) -> list[dict[str, Any]]:
+        """The next ``count`` thread events (acks and errors skipped)."""
+        found: list[dict[str, Any]] = []
+        while len(found) < count:
+            frame = await self.recv(timeout_s)
+            if frame["type"] == "event" and frame["payload"]["seq"] is not None:
+                found.append(frame["payload"])
+        return found
