@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import services
 from nacl.signing import SigningKey
 from websockets.asyncio.client import ClientConnection, connect
 
+import services
 from choir.app import create_app
 from choir.auth.client import sign_in_message
 from choir.config import Settings
@@ -94,7 +94,7 @@ class User:
     @contextlib.asynccontextmanager
     async def socket(self, origin: str | None = None) -> AsyncIterator[Socket]:
         headers = {"Cookie": f"choir_session={self.cookie}", "Origin": origin or self.server.origin}
-        async with connect(self.server.ws_url, additional_headers=headers, max_size=2**22) as ws:
+        async with connect(self.server.ws_url, additional_headers=headers, max_size=2**22, max_queue=None) as ws:
             yield Socket(ws)
 
 
