@@ -12,6 +12,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 
 Clock = Callable[[], float]
+# Float rounding (0.6 s x 100/60 per s = 0.99999...) must not refuse a client sending exactly at the rate.
+TOKENS_EPSILON = 1e-9
 
 
 class TokenBucket:
@@ -41,15 +43,15 @@ class TokenBucket:
     def take(self, n: float = 1) -> bool:
         """Spend ``n`` tokens if there are that many; False (and nothing spent) otherwise."""
         self._refill()
-        if self._tokens < n:
+        if self._tokens + TOKENS_EPSILON < n:
             return False
-        self._tokens -= n
+        self._tokens = max(0.0, self._tokens - n)
         return True
 
     def retry_after_s(self, n: float = 1) -> float:
         """Seconds until ``take(n)`` would succeed (0 if it would now; inf if it never will)."""
         missing = n - self.tokens
-        if missing <= 0:
+        if missing <= TOKENS_EPSILON:
             return 0.0
         if self.refill_per_s == 0 or n > self.capacity:
             return float("inf")
