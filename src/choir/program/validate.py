@@ -16,10 +16,13 @@ MAX_ACTOR_CHARS: Final = 64
 def check_id(value: object, what: str) -> str:
     if not isinstance(value, str) or not value:
         raise errors.InvalidId(f"{what} must be a non-empty string")
-    if len(_utf8(value, what, errors.InvalidId)) > MAX_ID_BYTES:
-        raise errors.InvalidId(f"{what} is longer than {MAX_ID_BYTES} bytes")
+    # The pattern is ASCII-only, so once it matches, characters are bytes: no encoding needed.
     if not _ID_RE.fullmatch(value):
+        if len(_utf8(value, what, errors.InvalidId)) > MAX_ID_BYTES:
+            raise errors.InvalidId(f"{what} is longer than {MAX_ID_BYTES} bytes")
         raise errors.InvalidId(f"{what} may hold only letters, digits and . _ ~ -")
+    if len(value) > MAX_ID_BYTES:
+        raise errors.InvalidId(f"{what} is longer than {MAX_ID_BYTES} bytes")
     return value
 
 
@@ -73,6 +76,11 @@ def check_new_id(state: State, value: str, exists: type[errors.Conflict] = error
 
 
 def _utf8(value: str, what: str, error: type[errors.InvalidInput] = errors.InvalidInput) -> bytes:
+    if value.isascii():
+        # The common case, without an encoding pass: ASCII is its own UTF-8.
+        if "\x00" in value:
+            raise error(f"{what} may not contain NUL characters")
+        return value.encode("ascii")
     # JSON can carry lone surrogates ("\ud800") that no UTF-8 store or hash accepts, and
     # PostgreSQL text refuses NUL: refuse both here rather than fail at persist time.
     try:

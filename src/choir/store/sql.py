@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.pool import StaticPool
 
 from choir.ledger import Ledger
-from choir.program import Event, Outcome, Params, State
+from choir.program import Event, Message, Outcome, Params, State
 from choir.store import codec, schema
 
 VERSION_KEY = "state_version"
@@ -213,6 +213,10 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(select(m).where(m.c.message_id.in_(list(message_ids))))
             return {r.message_id: dict(r._mapping) for r in rows}
+
+    def all_messages(self) -> list[Message]:
+        with self.engine.connect() as conn:
+            return [codec.message_from(r._mapping) for r in conn.execute(select(schema.messages))]
 
     def count(self, table: str) -> int:
         t = schema.metadata.tables[table]
