@@ -106,8 +106,9 @@ def test_a_failed_attempt_consumes_the_nonce(auth: AuthService) -> None:
     assert refused(auth, message, signature, address).code == "nonce_used"
 
 
-def test_a_nonce_never_issued_is_nonce_unknown(auth: AuthService) -> None:
-    fields = dict(auth.issue_nonce(), nonce="NeverIssued12345")
+@pytest.mark.parametrize("nonce", ["NeverIssuedButWellFormd", "NeverIssuedButWellForm", "short123"])
+def test_a_nonce_never_issued_is_nonce_unknown(auth: AuthService, nonce: str) -> None:
+    fields = dict(auth.issue_nonce(), nonce=nonce)
     message, signature, address = sign_in_message(fields, SigningKey.generate())
     assert refused(auth, message, signature, address).code == "nonce_unknown"
 

@@ -3,6 +3,7 @@
 ``TokenBucket`` is the socket's frame limit (burst ``capacity``, then ``refill_per_s``).
 ``SlidingWindow`` counts events per key over the last ``window_s`` seconds (e.g. sign-in attempts per
 client address), with a bound on how many keys it remembers.
+Neither locks: each belongs to one thread (the event loop), which is where the server checks limits.
 """
 
 from __future__ import annotations

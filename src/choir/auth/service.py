@@ -133,8 +133,8 @@ class AuthService:
     def verify(self, message: str, signature: str, address: str) -> SignIn:
         """Check a signed sign-in message and open a session; raises AuthError with its code."""
         fields = parse_message(message)
-        if fields.nonce is None:
-            raise AuthError("nonce_unknown", "the message carries no nonce")
+        if fields.nonce is None or len(fields.nonce) != NONCE_CHARS:
+            raise AuthError("nonce_unknown", "the message carries no nonce this server issued")
         # The nonce is consumed by any attempt that names it, before anything else is checked, and in
         # its own committed transaction so a later refusal cannot roll the consumption back. A signed
         # message therefore gets exactly one try: a replay, or a guess at a signature, cannot be retried.
