@@ -74,17 +74,23 @@ async def test_crash_after_the_batch_landed_but_before_the_cursor_moved(tmp_path
 
 
 @pytest.mark.parametrize("crash_after_send", [1, 4])
-async def test_embedded_crash_restores_the_chain_saved_with_the_cursor(tmp_path: Path, crash_after_send: int) -> None:
+async def test_embedded_crash_restores_the_chain_saved_with_the_cursor(
+    tmp_path: Path, crash_after_send: int
+) -> None:
     chain = await make_chain()
     feed = _feed_paying_new_users(30)
     await chain.worker(chain.backend, feed, tmp_path, FAST).start()  # genesis saved with the cursor
     with pytest.raises(SimulatedCrash):
-        await chain.worker(CrashingBackend(chain.backend, crash_after_send), feed, tmp_path, FAST).settle_once()
+        await chain.worker(
+            CrashingBackend(chain.backend, crash_after_send), feed, tmp_path, FAST
+        ).settle_once()
 
     # The process is gone, and with it the in-memory chain: restart from what was saved.
     saved = await FileCursorStore(tmp_path / "checkpoint.json").load()
     assert saved.chain_snapshot is not None and saved.in_flight is not None
-    restored = Chain(LiteSvmBackend.restore(saved.chain_snapshot), chain.authority, chain.treasury_keys, chain.multisig)
+    restored = Chain(
+        LiteSvmBackend.restore(saved.chain_snapshot), chain.authority, chain.treasury_keys, chain.multisig
+    )
     report = await restored.worker(RecordingBackend(restored.backend), feed, tmp_path, FAST).settle_once()
     assert report is not None and report.recovered
     assert await restored.drifts(feed) == []
@@ -94,7 +100,9 @@ async def test_embedded_crash_restores_the_chain_saved_with_the_cursor(tmp_path:
     assert await restored.worker(restored.backend, feed, tmp_path, FAST).settle_once() is not None
     again = await FileCursorStore(tmp_path / "checkpoint.json").load()
     assert again.chain_snapshot is not None and again.position == feed.head
-    reborn = Chain(LiteSvmBackend.restore(again.chain_snapshot), chain.authority, chain.treasury_keys, chain.multisig)
+    reborn = Chain(
+        LiteSvmBackend.restore(again.chain_snapshot), chain.authority, chain.treasury_keys, chain.multisig
+    )
     assert await reborn.drifts(feed) == []
 
 

@@ -57,11 +57,15 @@ async def test_a_treasury_transfer_needs_m_signatures() -> None:
     one = chain.treasury_keys[:1]
     recent = await chain.backend.latest_blockhash()
     short = token_transfer(treasury, pool, multisig, 5, [k.pubkey() for k in one])
-    status = await land(chain.backend, build_transaction(chain.authority, [short], recent.blockhash, one), recent)
+    status = await land(
+        chain.backend, build_transaction(chain.authority, [short], recent.blockhash, one), recent
+    )
     assert status.error is not None  # NotEnoughSigners / missing signature
     two = chain.treasury_keys[1:3]  # any two of the three
     enough = token_transfer(treasury, pool, multisig, 5, [k.pubkey() for k in two])
-    status = await land(chain.backend, build_transaction(chain.authority, [enough], recent.blockhash, two), recent)
+    status = await land(
+        chain.backend, build_transaction(chain.authority, [enough], recent.blockhash, two), recent
+    )
     assert status.ok, status.error
     assert chain.balance("pool:new_messages") == 2_500_000_000 * 10**9 + 5
 

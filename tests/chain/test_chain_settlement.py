@@ -34,7 +34,9 @@ async def _settle(chain: Chain, backend: RecordingBackend, feed: MemoryFeed, dir
     assert await chain.drifts(feed) == []
 
 
-async def test_a_thread_lifecycle_is_mirrored_with_chain_equal_to_ledger_after_every_batch(tmp_path: Path) -> None:
+async def test_a_thread_lifecycle_is_mirrored_with_chain_equal_to_ledger_after_every_batch(
+    tmp_path: Path,
+) -> None:
     chain = await make_chain()
     backend = RecordingBackend(chain.backend)
     feed = MemoryFeed(GENESIS_BALANCES)
@@ -75,7 +77,9 @@ async def test_a_thread_lifecycle_is_mirrored_with_chain_equal_to_ledger_after_e
     assert backend.sent and all(len(tx.raw) <= PACKET_DATA_SIZE for tx in backend.sent)
 
 
-async def test_a_message_and_an_ownership_record_are_proven_against_the_root_read_from_chain(tmp_path: Path) -> None:
+async def test_a_message_and_an_ownership_record_are_proven_against_the_root_read_from_chain(
+    tmp_path: Path,
+) -> None:
     chain = await make_chain()
     feed = MemoryFeed(GENESIS_BALANCES)
     alice, bob = new_address(), new_address()
