@@ -59,7 +59,7 @@ def test_a_proof_fails_for_any_other_leaf_index_size_path_or_root(
     if proof.path:
         step = data.draw(st.integers(0, len(proof.path) - 1))
         flipped = bytes([proof.path[step][0] ^ 1]) + proof.path[step][1:]
-        path = proof.path[:step] + (flipped,) + proof.path[step + 1 :]
+        path = (*proof.path[:step], flipped, *proof.path[step + 1 :])
         assert not verify_proof(tree.root, leaf, MerkleProof(index, proof.size, path))
         assert not verify_proof(tree.root, leaf, MerkleProof(index, proof.size, proof.path[:-1]))
     assert not verify_proof(tree.root, leaf, MerkleProof(index, proof.size, (*proof.path, tree.root)))
