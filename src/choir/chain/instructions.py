@@ -61,7 +61,7 @@ def create_account_with_seed(
         + _u64(space)
         + bytes(owner)
     )
-    metas = (Meta(bytes(payer), True, True), Meta(bytes(new_account), False, True))
+    metas: tuple[Meta, ...] = (Meta(bytes(payer), True, True), Meta(bytes(new_account), False, True))
     if base != payer:  # as the system program's own builder: the payer already signs as the base
         metas += (Meta(bytes(base), True, False),)
     return Ix(_SYSTEM, metas, data)
