@@ -124,6 +124,8 @@ def require_executable(path: Path | str | None, what: str) -> str:
     return str(path)
 
 
+# --- markers ----------------------------------------------------------------------------------------
+
 # Tests that use these fixtures get the marker, so `pytest -m "not browser"` works without each test
 # marking itself (the markers are declared in pyproject.toml).
 FIXTURE_MARKERS: dict[str, str] = {
