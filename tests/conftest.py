@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 import services
+
+# The real-server harness (tests/realtime/harness.py) serves every test directory.
+sys.path.insert(0, str(Path(__file__).parent / "realtime"))
+from harness import Server, run_server
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -45,3 +51,18 @@ def redis_url(redis_server: services.RedisServer) -> str:
 def chromium_launch_options() -> services.ChromiumLaunch:
     """`playwright.chromium.launch(**chromium_launch_options)` starts Debian's Chromium headless."""
     return services.chromium_launch_options()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    """The real server on a free loopback port, on SQLite and on a real PostgreSQL."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    with run_server(tmp_path / "data", url, sweep_interval_s=0.2) as srv:
+        yield srv
+
+
+@pytest.fixture
+def sqlite_server(tmp_path: Path) -> Iterator[Server]:
+    """The real server on SQLite (the embedded default)."""
+    with run_server(tmp_path / "data", sweep_interval_s=0.2) as srv:
+        yield srv

@@ -290,3 +290,65 @@ async def health(request: Request) -> dict[str, Any]:
         "version": choir.coordinator.sync.version,
         "connections": choir.hub.connection_count,
     }
+
+
+# -- messages, search and asking -------------------------------------------------------
+
+
+@router.get("/api/messages/{message_id}", tags=["threads"])
+async def message_detail(message_id: str, request: Request) -> dict[str, Any]:
+    choir = choir_of(request)
+    rows = await asyncio.to_thread(choir.store.messages_by_id, [message_id])
+    row = rows.get(message_id)
+    if row is None:
+        raise ApiError(404, "message_not_found", f"no message {message_id!r}")
+    thread = get_thread(choir, row["thread_id"], await optional_user(request))
+    return message_view(row) | {"thread_title": thread.title}
+
+
+@router.get("/api/search", tags=["search"])
+async def search(
+    request: Request,
+    q: str = Query(min_length=1, max_length=1000, description="What to look for, in plain words."),
+    limit: int = Query(20, ge=1, le=50),
+) -> dict[str, Any]:
+    """Public messages most similar in meaning to ``q`` (AI answers excluded)."""
+    choir = choir_of(request)
+    embedder, index = choir.extras.get("embedder"), choir.extras.get("index")
+    if embedder is None or index is None:
+        raise ApiError(503, "unavailable", "search is not running on this server")
+    vectors = await asyncio.to_thread(embedder.embed, [q])
+    hits = await asyncio.to_thread(index.search, vectors[0], limit, 0.2)
+    rows = await asyncio.to_thread(choir.store.messages_by_id, [h.message_id for h in hits])
+    results = []
+    for hit in hits:
+        row = rows.get(hit.message_id)
+        thread = choir.state.threads.get(hit.thread_id)
+        if row is None or thread is None or thread.visibility is not Visibility.PUBLIC:
+            continue
+        results.append(message_view(row) | {"score": round(hit.score, 4), "thread_title": thread.title})
+    return {"query": q, "results": results}
+
+
+class AskBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prompt: str = Field(min_length=1, max_length=4096)
+
+
+@router.post("/api/threads/{thread_id}/ask", status_code=202, tags=["chorus"])
+async def ask(thread_id: str, body: AskBody, request: Request) -> dict[str, str]:
+    """Start the Chorus loop; its phases stream to the thread's /ws subscribers and the
+    answer is posted to the thread as the Choir AI's message carrying this ``ask_id``."""
+    check_origin(request)
+    address = await current_user(request)
+    choir = choir_of(request)
+    chorus = choir.extras.get("chorus")
+    if chorus is None:
+        raise ApiError(503, "unavailable", "the Chorus loop is not running on this server")
+    from choir.chorus.service import AskRefused
+
+    try:
+        ask_id: str = await chorus.start(address, thread_id, body.prompt, None)
+    except AskRefused as exc:
+        raise ApiError(404 if exc.code == "thread_not_found" else 403, exc.code, exc.message) from None
+    return {"ask_id": ask_id}

@@ -66,6 +66,9 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     finally:
         choir.hub.disconnect(conn)
         writer.cancel()
+        # An answer nobody is waiting for is not worth its model time.
+        for task in session.tasks:
+            task.cancel()
         await asyncio.gather(writer, *session.tasks, return_exceptions=True)
 
 
@@ -189,7 +192,12 @@ class Session:
         chorus = self.choir.extras.get("chorus")
         if chorus is None:
             raise ProtocolError("unavailable", "the Chorus loop is not running on this server")
-        ask_id = await chorus.start(self.conn.address, p.thread_id, p.prompt, self)
+        from choir.chorus.service import AskRefused
+
+        try:
+            ask_id = await chorus.start(self.conn.address, p.thread_id, p.prompt, self)
+        except AskRefused as exc:
+            raise ProtocolError(exc.code, exc.message) from None
         self.send_ack(frame_id, {"ask_id": ask_id})
 
     async def ping(self, frame_id: str, _p: Ping) -> None:
