@@ -66,6 +66,7 @@ def custody_seed(name: str) -> str:
 
 @lru_cache(maxsize=_ADDRESS_CACHE_MAX)
 def _custody_address(authority: Pubkey, name: str) -> Pubkey:
+    validate_account_name(name)
     return Pubkey.create_with_seed(authority, custody_seed(name), TOKEN_PROGRAM_ID)
 
 
@@ -90,7 +91,7 @@ class CustodyLayout:
         """The custody token account of a mirrored ledger account."""
         if is_withdrawal_sink(name):
             raise ValueError(f"{name!r} is a withdrawal sink: it has no custody account")
-        return _custody_address(self.authority, validate_account_name(name))
+        return _custody_address(self.authority, name)
 
     def token_address(self, name: str) -> Pubkey:
         """The token account that holds `name`'s CHOIR on chain (custody, or the wallet's ATA)."""

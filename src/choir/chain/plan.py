@@ -54,7 +54,7 @@ class BatchPlanner:
         self._payer = bytes(layout.authority)
         self._treasury_signers = tuple(treasury_signers)
         self._rent = rent_lamports_per_account
-        self._addresses: dict[str, bytes] = {}
+        self._addresses: dict[str, tuple[Pubkey, bytes]] = {}
 
     def plan(
         self,
@@ -104,13 +104,20 @@ class BatchPlanner:
             end -= 1
         raise TransactionTooLarge(f"transaction at position {position} cannot take a nonce memo")
 
+    def token_address(self, name: str) -> Pubkey:
+        return self._entry(name)[0]
+
     def _address(self, name: str) -> bytes:
-        address = self._addresses.get(name)
-        if address is None:
+        return self._entry(name)[1]
+
+    def _entry(self, name: str) -> tuple[Pubkey, bytes]:
+        entry = self._addresses.get(name)
+        if entry is None:
             if len(self._addresses) >= _ADDRESS_CACHE_MAX:
                 self._addresses.clear()
-            address = self._addresses[name] = bytes(self.layout.token_address(name))
-        return address
+            address = self.layout.token_address(name)
+            entry = self._addresses[name] = (address, bytes(address))
+        return entry
 
     def _group(self, transfer: ChainTransfer, existing: Collection[Pubkey], created: set[Pubkey]) -> list[Ix]:
         debit, credit = transfer.debit, transfer.credit
@@ -121,11 +128,11 @@ class BatchPlanner:
                 f"transfer {transfer.id}: a withdrawal to {credit} must come from its own user account"
             )
         group: list[Ix] = []
-        destination = self.layout.token_address(credit)
+        destination, target = self._entry(credit)
         if destination not in existing and destination not in created:
             group += self._create(credit, destination)
             created.add(destination)
-        source, target = self._address(debit), self._address(credit)
+        source = self._address(debit)
         if debit == TREASURY:
             multisig = self.layout.treasury_multisig
             group.append(

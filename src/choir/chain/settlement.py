@@ -45,7 +45,7 @@ from choir.chain.feed import FeedBatch, SettlementFeed
 from choir.chain.layout import CustodyLayout
 from choir.chain.plan import BatchPlanner
 from choir.chain.programs import TOKEN_ACCOUNT_SIZE
-from choir.chain.wire import SignedTx, compile_message, sign_message
+from choir.chain.wire import SignedTx, compile_message, sign_message, signer_map
 
 _KNOWN_ACCOUNTS_MAX: Final = 1 << 20
 
@@ -97,8 +97,8 @@ class SettlementWorker:
         self.cursor_store = cursor_store
         self.config = config or SettlementConfig()
         self.anchor_log = anchor_log
-        self._authority = authority
-        self._keypairs = [authority, *treasury_signers]
+        self._signers = signer_map([authority, *treasury_signers])
+        self._payer = bytes(self.layout.authority)
         self._treasury_signers = [k.pubkey() for k in treasury_signers]
         self._planner: BatchPlanner | None = None
         self._known: set[Pubkey] = set()
@@ -179,7 +179,7 @@ class SettlementWorker:
         anchored = AnchoredBatch.of(anchor_tx.signature, AnchorMemo.parse(in_flight.memo), batch)
         if self.anchor_log is not None:
             self.anchor_log.append(anchored)
-        self._remember(self.layout.token_address(t.credit) for t in batch.transfers)
+        self._remember(self._planner_or_new().token_address(t.credit) for t in batch.transfers)
         snapshot = self.backend.snapshot() if isinstance(self.backend, SnapshottingBackend) else None
         await self.cursor_store.save(Checkpoint(batch.through, None, snapshot, in_flight.blockhash))
         return BatchReport(
@@ -224,14 +224,13 @@ class SettlementWorker:
     ) -> InFlightBatch:
         planner = await self._ensure_planner()
         transfers = batch.transfers[start:]
-        await self._learn_existing({self.layout.token_address(t.credit) for t in transfers})
+        await self._learn_existing({planner.token_address(t.credit) for t in transfers})
         planned = planner.plan(transfers, self._known, memo)
         recent = await self._fresh_blockhash(previous)
-        payer = bytes(self._authority.pubkey())
         blockhash = bytes(recent.blockhash)
         txs = list(landed)
         for p in planned:
-            signed = sign_message(compile_message(payer, p.ixs, blockhash), self._keypairs)
+            signed = sign_message(compile_message(self._payer, p.ixs, blockhash), self._signers)
             txs.append(InFlightTx(signed.signature, signed.raw, start + p.first, start + p.end, p.anchor))
         return InFlightBatch(batch, memo, recent.blockhash, recent.last_valid_block_height, tuple(txs))
 
@@ -253,6 +252,13 @@ class SettlementWorker:
         if len(self._known) >= _KNOWN_ACCOUNTS_MAX:
             self._known.clear()  # a cache: anything forgotten is looked up again
         self._known.update(addresses)
+
+    def _planner_or_new(self) -> BatchPlanner:
+        # After a restart the planner may not exist yet when a recovered batch completes; the rent it
+        # would need is only used for creating accounts, which completing a batch never does.
+        if self._planner is None:
+            return BatchPlanner(self.layout, self._treasury_signers, 0)
+        return self._planner
 
     async def _ensure_planner(self) -> BatchPlanner:
         if self._planner is None:

@@ -15,7 +15,7 @@ Wire format of a legacy transaction::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
@@ -228,9 +228,14 @@ class SignedTx:
         return Transaction.from_bytes(self.raw)
 
 
-def sign_message(message: CompiledMessage, keypairs: Iterable[Keypair]) -> SignedTx:
+def signer_map(keypairs: Iterable[Keypair]) -> dict[bytes, Keypair]:
+    """Keypairs by raw public key; build it once, as deriving a public key is not free."""
+    return {bytes(kp.pubkey()): kp for kp in keypairs}
+
+
+def sign_message(message: CompiledMessage, keypairs: Iterable[Keypair] | Mapping[bytes, Keypair]) -> SignedTx:
     """Sign with exactly the keypairs the message requires, in its signer order; check the size."""
-    by_key = {bytes(kp.pubkey()): kp for kp in keypairs}
+    by_key = keypairs if isinstance(keypairs, Mapping) else signer_map(keypairs)
     signatures = bytearray(compact_u16(len(message.signer_keys)))
     first: Signature | None = None
     for key in message.signer_keys:
