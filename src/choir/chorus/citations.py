@@ -1,0 +1,156 @@
+"""Citations: `[n]` markers in an answer → the priors they name.
+
+Only a marker that names a real prior survives (DESIGN §6); the others are removed from the text, so the
+stored answer never shows a citation that links nowhere. `n` stays the prior's own number as the prompt
+listed it, so the answer text and the stored citations agree without renumbering.
+
+Small models rarely cite (SmolLM2 never does), so when an answer carries no valid marker,
+`attribute_sentences` grounds it instead: each sentence is linked to its most similar prior when the
+embedding similarity reaches the threshold.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TypedDict
+
+import numpy as np
+
+from choir.chorus.embed import Embedder
+
+__all__ = [
+    "ATTRIBUTION_THRESHOLD",
+    "Citation",
+    "Prior",
+    "attribute_sentences",
+    "extract_markers",
+    "ground",
+    "resolve",
+    "split_sentences",
+]
+
+ATTRIBUTION_THRESHOLD = 0.5
+# `[12]` or `[1, 3]` / `[1,3]`: models write both. Digits are bounded so "[99999999999]" is not a marker.
+_MARKER = re.compile(r"\[(\d{1,4}(?:\s*,\s*\d{1,4})*)\]")
+_MARKER_WITH_BLANK = re.compile(r"([ \t]*)\[(\d{1,4}(?:\s*,\s*\d{1,4})*)\]")
+# A sentence ends at . ! or ? (with any closing marker or quote) followed by space, or at a line break.
+_SENTENCE_END = re.compile(r"(?<=[.!?])(?:\s*\[\d{1,4}(?:\s*,\s*\d{1,4})*\])*[\"')\]]*\s+|\n+")
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A message retrieved for a question, numbered as the prompt shows it (`[n]`, from 1)."""
+
+    n: int
+    message_id: str
+    content: str
+    score: float
+    thread_id: str = ""
+    author: str = ""
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise ValueError(f"prior numbers start at 1, got {self.n}")
+
+
+class Citation(TypedDict):
+    """As stored with the answer and sent in `message.posted`."""
+
+    n: int
+    message_id: str
+    score: float
+
+
+def extract_markers(text: str) -> list[int]:
+    """Every number cited in `text`, in order of first appearance, without repeats."""
+    seen: dict[int, None] = {}
+    for match in _MARKER.finditer(text):
+        for number in match.group(1).split(","):
+            seen.setdefault(int(number), None)
+    return list(seen)
+
+
+def _by_number(priors: Sequence[Prior]) -> dict[int, Prior]:
+    table: dict[int, Prior] = {}
+    for prior in priors:
+        if prior.n in table:
+            raise ValueError(f"two priors are numbered [{prior.n}]")
+        table[prior.n] = prior
+    return table
+
+
+def resolve(text: str, priors: Sequence[Prior]) -> tuple[str, list[Citation]]:
+    """Drop markers naming no prior; return the cleaned text and the citations in order of appearance."""
+    table = _by_number(priors)
+
+    def keep_known(match: re.Match[str]) -> str:
+        numbers = [int(x) for x in match.group(2).split(",")]
+        known = list(dict.fromkeys(n for n in numbers if n in table))
+        if len(known) == len(numbers):
+            return match.group(0)
+        # The blank before a dropped marker goes with it: "rains [9]." becomes "rains.", not "rains ."
+        return match.group(1) + "[" + ", ".join(map(str, known)) + "]" if known else ""
+
+    cleaned = _MARKER_WITH_BLANK.sub(keep_known, text)
+    return cleaned, [_citation(table[n]) for n in extract_markers(cleaned)]
+
+
+def _citation(prior: Prior) -> Citation:
+    return {"n": prior.n, "message_id": prior.message_id, "score": float(prior.score)}
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of `text` with their end punctuation (and any marker right after it) kept."""
+    return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
+
+
+def attribute_sentences(
+    answer: str,
+    priors: Sequence[Prior],
+    embedder: Embedder,
+    threshold: float = ATTRIBUTION_THRESHOLD,
+) -> tuple[str, list[Citation]]:
+    """Append `[n]` to each sentence whose most similar prior has cosine similarity ≥ `threshold`.
+
+    Sentences are joined back with single spaces (line structure is not preserved). Returns the
+    attributed text and the citations in order of first appearance.
+    """
+    table = _by_number(priors)
+    sentences = split_sentences(answer)
+    if not sentences or not table:
+        return answer, []
+    ordered = list(table.values())
+    vectors = embedder.embed(sentences + [p.content for p in ordered])
+    similarity = vectors[: len(sentences)] @ vectors[len(sentences) :].T
+    out = []
+    for i, sentence in enumerate(sentences):
+        best = int(np.argmax(similarity[i]))
+        if float(similarity[i, best]) >= threshold:
+            out.append(_append_marker(sentence, ordered[best].n))
+        else:
+            out.append(sentence)
+    text = " ".join(out)
+    return text, [_citation(table[n]) for n in extract_markers(text)]
+
+
+def _append_marker(sentence: str, n: int) -> str:
+    # "It rains." → "It rains [2]." — the marker sits before the final punctuation, as a reader expects.
+    match = re.search(r"[.!?]+[\"')]*$", sentence)
+    if match:
+        return f"{sentence[: match.start()]} [{n}]{sentence[match.start() :]}"
+    return f"{sentence} [{n}]"
+
+
+def ground(
+    answer: str,
+    priors: Sequence[Prior],
+    embedder: Embedder,
+    threshold: float = ATTRIBUTION_THRESHOLD,
+) -> tuple[str, list[Citation]]:
+    """The whole rule the loop applies: keep valid markers; if none survive, attribute by similarity."""
+    text, citations = resolve(answer, priors)
+    if citations:
+        return text, citations
+    return attribute_sentences(text, priors, embedder, threshold)
