@@ -86,7 +86,8 @@ class FeedBatch:
         return {
             "after": self.after,
             "through": self.through,
-            "transfers": [t.to_json() for t in self.transfers],
+            # Rows, not objects: a journal holds up to a batch of them and is written before every send.
+            "transfers": [[t.position, str(t.id), t.debit, t.credit, str(t.amount)] for t in self.transfers],
             "messages": [m.to_json() for m in self.messages],
             "ownership": [o.to_json() for o in self.ownership],
         }
@@ -100,7 +101,7 @@ class FeedBatch:
         return cls(
             int(str(data["after"])),
             int(str(data["through"])),
-            tuple(ChainTransfer.from_json(t) for t in transfers),
+            tuple(ChainTransfer(int(p), int(i), str(d), str(c), int(a)) for p, i, d, c, a in transfers),
             tuple(MessageRecord.from_json(m) for m in messages),
             tuple(OwnershipRecord.from_json(o) for o in ownership),
         )

@@ -126,54 +126,53 @@ class TxPacker:
     def size(self) -> int:
         return transaction_size(self._n_signers, len(self._flags), len(self._ixs), self._ix_bytes)
 
-    def fits(self, group: Sequence[Ix]) -> bool:
-        return self._size_with(group) <= self._limit_bytes
-
     def try_add(self, group: Sequence[Ix]) -> bool:
-        """Add the group if the transaction still fits; return whether it was added."""
-        if self._size_with(group) > self._limit_bytes:
-            return False
+        """Add the group if the transaction still fits; return whether it was added.
+
+        One pass over the group's accounts collects what it would add; nothing changes unless it fits.
+        """
         flags = self._flags
+        new_keys: dict[bytes, list[bool]] = {}
+        new_signers: set[bytes] = set()
+        now_writable: list[bytes] = []
+        ix_bytes = 0
         for ix in group:
             for key, signer, writable in ix.metas:
                 current = flags.get(key)
                 if current is None:
-                    flags[key] = [signer, writable]
-                    self._n_signers += signer
-                else:
-                    if signer and not current[0]:
-                        current[0] = True
-                        self._n_signers += 1
-                    current[1] = current[1] or writable
-            if ix.program not in flags:
-                flags[ix.program] = [False, False]
-            self._ixs.append(ix)
-            self._ix_bytes += instruction_size(ix)
-        return True
-
-    def _size_with(self, group: Sequence[Ix]) -> int:
-        flags = self._flags
-        new_keys: set[bytes] = set()
-        new_signers: set[bytes] = set()
-        ix_bytes = 0
-        for ix in group:
-            for key, signer, _ in ix.metas:
-                current = flags.get(key)
-                if current is None:
-                    new_keys.add(key)
+                    pending = new_keys.get(key)
+                    if pending is None:
+                        new_keys[key] = [signer, writable]
+                    else:
+                        pending[0] = pending[0] or signer
+                        pending[1] = pending[1] or writable
                     if signer:
                         new_signers.add(key)
-                elif signer and not current[0]:
-                    new_signers.add(key)
-            if ix.program not in flags:
-                new_keys.add(ix.program)
+                else:
+                    if signer and not current[0]:
+                        new_signers.add(key)
+                    if writable and not current[1]:
+                        now_writable.append(key)
+            if ix.program not in flags and ix.program not in new_keys:
+                new_keys[ix.program] = [False, False]
             ix_bytes += instruction_size(ix)
-        return transaction_size(
+        size = transaction_size(
             self._n_signers + len(new_signers),
             len(flags) + len(new_keys),
             len(self._ixs) + len(group),
             self._ix_bytes + ix_bytes,
         )
+        if size > self._limit_bytes:
+            return False
+        flags.update(new_keys)
+        for key in new_signers:
+            flags[key][0] = True
+        for key in now_writable:
+            flags[key][1] = True
+        self._n_signers += len(new_signers)
+        self._ixs.extend(group)
+        self._ix_bytes += ix_bytes
+        return True
 
 
 @dataclass(frozen=True, slots=True)
