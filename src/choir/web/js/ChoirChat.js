@@ -1,0 +1,323 @@
+// ChoirChat: one thread — its header (co-authors, balances, stakes), the MessageFlow, the
+// ApprovalPane, and the forms: post (co-authors), submit a spec (everyone else), ask Choir.
+
+import { api, enc } from "./api.js";
+import { formatChoir, parseChoir, toInput, units } from "./amount.js";
+import { ApprovalPane, outcomeNote } from "./ApprovalPane.js";
+import { h, fill, spinner } from "./dom.js";
+import { MessageFlow } from "./MessageFlow.js";
+import { label, learn, me } from "./names.js";
+import { describeError, notify } from "./notify.js";
+import { accountBalance } from "./WalletView.js";
+
+const PAGE = 50;
+// Pages fetched backwards to find a message a citation points at, before giving up.
+const JUMP_PAGES_MAX = 20;
+
+export class ChoirChat {
+  /**
+   * @param {HTMLElement} root
+   * @param {{socket: import("./socket.js").ChoirSocket, wallet: import("./WalletView.js").WalletView,
+   *   prior: import("./PriorPanel.js").PriorPanel, onThread: (thread: object) => void}} deps
+   */
+  constructor(root, deps) {
+    this.root = root;
+    this.deps = deps;
+    this.threadId = null;
+    this.thread = null;
+    this.oldestSeq = null;
+    this.token = 0;
+    this.header = h("header", { class: "thread-head" });
+    this.flowRoot = h("section", { class: "flow", "aria-label": "Messages" });
+    this.approvalRoot = h("section", { class: "approval", hidden: true });
+    this.composer = h("section", { class: "composer", "aria-label": "Write" });
+    this.askRoot = h("section", { class: "ask", "aria-label": "Ask Choir" });
+    this.flow = new MessageFlow(this.flowRoot, {
+      onCite: (citation, link) => deps.prior.open(citation, link),
+      onRetry: (content) => this._send(content),
+      onLoadEarlier: () => this.loadEarlier(),
+    });
+    this.approval = new ApprovalPane(this.approvalRoot, { vote: (specId, approve) => deps.socket.request("spec.vote", { spec_id: specId, approve }) });
+    this.welcome();
+  }
+
+  welcome() {
+    this.threadId = null;
+    fill(this.root, h("div", { class: "welcome" },
+      h("h1", { tabindex: "-1" }, "Choir"),
+      h("p", { class: "lead" }, "Pick a thread, or start one. Co-authors write; anyone can ask to join by staking CHOIR on a message, and anyone can ask the Choir AI, which answers with the messages it learnt from.")));
+  }
+
+  /** Show a thread (and, when messageId is given, that message). */
+  async open(threadId, messageId = null) {
+    if (threadId === this.threadId && this.thread) {
+      if (messageId) await this.jumpTo(messageId);
+      return;
+    }
+    const token = ++this.token;
+    if (this.threadId) this.deps.socket.unsubscribe(this.threadId);
+    this.threadId = threadId;
+    this.thread = null;
+    this.flow.reset();
+    fill(this.header, h("p", { class: "muted" }, spinner("Loading the thread"), " Loading the thread…"));
+    fill(this.root, this.header, this.approvalRoot, this.flowRoot, this.composer, this.askRoot);
+    fill(this.composer);
+    fill(this.askRoot);
+    try {
+      const [detail, page] = await Promise.all([
+        api.get(`/api/threads/${enc(threadId)}`),
+        api.get(`/api/threads/${enc(threadId)}/messages?limit=${PAGE}`),
+      ]);
+      if (token !== this.token) return;
+      this.thread = detail;
+      learn(detail.display_names);
+      this.flow.load(page.messages);
+      this.flow.setHasEarlier(page.has_more);
+      this.oldestSeq = page.messages.length ? page.messages[0].seq : null;
+      this.approval.reset(detail.pending_specs);
+      // Events after the thread's state we just read are replayed, then live ones follow.
+      this.deps.socket.subscribe(threadId, detail.last_seq).catch((err) => notify(describeError(err), { kind: "error" }));
+      this.renderHeader();
+      this.renderComposer();
+      this.renderAsk();
+      this.deps.onThread(detail);
+      this.root.querySelector("h1")?.focus({ preventScroll: true });
+      if (messageId) await this.jumpTo(messageId);
+      else this.flowRoot.querySelector(".messages")?.lastElementChild?.scrollIntoView({ block: "end" });
+    } catch (err) {
+      if (token !== this.token) return;
+      fill(this.header, h("h1", { tabindex: "-1" }, "This thread cannot be shown"),
+        h("p", { class: "form-error", role: "alert" }, err.code === "forbidden" ? "It is private to its co-authors." : describeError(err)));
+      fill(this.flowRoot);
+    }
+  }
+
+  async loadEarlier() {
+    if (this.oldestSeq === null) return;
+    const threadId = this.threadId;
+    const page = await api.get(`/api/threads/${enc(threadId)}/messages?limit=${PAGE}&before=${this.oldestSeq}`);
+    if (threadId !== this.threadId) return;
+    this.flow.load(page.messages);
+    this.flow.setHasEarlier(page.has_more);
+    if (page.messages.length) this.oldestSeq = page.messages[0].seq;
+    return page.has_more;
+  }
+
+  async jumpTo(messageId) {
+    for (let i = 0; i < JUMP_PAGES_MAX && !this.flow.hasMessage(messageId); i++) {
+      if (!(await this.loadEarlier())) break;
+    }
+    if (!this.flow.highlight(messageId)) notify("That message is not in this thread any more.", { kind: "error" });
+  }
+
+  isCoAuthor() {
+    return Boolean(this.thread?.co_authors.includes(me()));
+  }
+
+  // -- live events ---------------------------------------------------------------------
+
+  handle({ thread_id: threadId, seq, kind, data, at }) {
+    if (threadId !== this.threadId || !this.thread) return;
+    if (seq !== null && seq !== undefined) this.thread.last_seq = seq;
+    switch (kind) {
+      case "message.posted":
+        this.flow.add({ ...data, seq, published_at: at });
+        this.thread.message_count += 1;
+        this.deps.onThread(this.thread);
+        break;
+      case "spec.submitted":
+        this.approval.submitted(data);
+        this.flow.note(`${label(data.author)} submitted a spec, staking ${formatChoir(data.stake)}`, { seq });
+        break;
+      case "spec.voted":
+        this.approval.voted(data);
+        this.flow.note(`${label(data.voter)} ${data.approve ? "approved" : "denied"} a spec`, { seq });
+        break;
+      case "spec.settled":
+        this.flow.note(outcomeNote(data, this.approval.specs.get(data.spec_id)), { seq, kind: "money" });
+        this.approval.settled(data);
+        this.refreshThread();
+        this.deps.wallet.refresh();
+        break;
+      case "coauthor.joined":
+        this.flow.note(`${label(data.address)} is now a co-author`, { seq, kind: "join" });
+        this.refreshThread();
+        break;
+      case "coauthor.left":
+        this.flow.note(`${label(data.address)} left, taking ${formatChoir(data.amount)}`, { seq, kind: "money" });
+        this.refreshThread();
+        this.deps.wallet.refresh();
+        break;
+      case "chorus.phase":
+        this.flow.phase(data);
+        break;
+      default:
+        break;
+    }
+  }
+
+  async refreshThread() {
+    const threadId = this.threadId;
+    try {
+      const detail = await api.get(`/api/threads/${enc(threadId)}`);
+      if (threadId !== this.threadId) return;
+      const wasCoAuthor = this.isCoAuthor();
+      this.thread = { ...detail, last_seq: Math.max(detail.last_seq, this.thread?.last_seq ?? 0) };
+      learn(detail.display_names);
+      this.renderHeader();
+      if (wasCoAuthor !== this.isCoAuthor()) this.renderComposer();
+      else this._refreshStakeHints();
+      this.deps.onThread(detail);
+    } catch (err) {
+      notify(describeError(err), { kind: "error" });
+    }
+  }
+
+  // -- header --------------------------------------------------------------------------
+
+  renderHeader() {
+    const t = this.thread;
+    const coAuthors = h("ul", { class: "co-authors", "aria-label": "Co-authors" }, t.co_authors.map((address) => {
+      const balance = h("span", { class: "muted small co-author-balance" });
+      accountBalance(address).then((units) => {
+        balance.textContent = formatChoir(units);
+        balance.dataset.units = units;
+      }).catch(() => {});
+      return h("li", { class: "chip", dataset: { address } }, h("span", {}, label(address)), " ", balance);
+    }));
+    fill(this.header,
+      h("h1", { tabindex: "-1" }, t.title),
+      h("p", { class: "thread-facts muted small" },
+        t.visibility === "private" ? h("span", { class: "badge" }, "private") : h("span", { class: "badge" }, "public"),
+        ` Thread balance `, h("strong", { id: "thread-balance", dataset: { units: t.balance } }, formatChoir(t.balance)),
+        ` · minimum stake ${formatChoir(t.min_stake)} · recommended ${formatChoir(t.recommended_stake)}`),
+      h("div", { class: "co-authors-row" }, h("span", { class: "muted small" }, `Co-authors (${t.co_authors.length})`), coAuthors));
+  }
+
+  // -- composer: post or spec ------------------------------------------------------------
+
+  renderComposer() {
+    fill(this.composer, this.isCoAuthor() ? this._postForm() : this._specForm());
+  }
+
+  _postForm() {
+    const text = h("textarea", { id: "post-content", rows: 2, maxlength: "16384", placeholder: "Write a message (Markdown works). Enter sends, Shift+Enter for a new line." });
+    const button = h("button", { type: "submit", class: "primary" }, "Send");
+    const form = h("form", { class: "post-form" }, h("label", { for: "post-content", class: "visually-hidden" }, "Message"), text, button);
+    const submit = () => {
+      const content = text.value;
+      if (!content.trim()) return;
+      text.value = "";
+      const item = this.flow.addPending(content);
+      this._send(content).then((ack) => this.flow.acked(item, ack), (err) => this.flow.failed(item, err));
+    };
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      submit();
+    });
+    text.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        submit();
+      }
+    });
+    return form;
+  }
+
+  _send(content) {
+    return this.deps.socket.request("post", { thread_id: this.threadId, content });
+  }
+
+  _specForm() {
+    const t = this.thread;
+    const content = h("textarea", { id: "spec-content", rows: 3, maxlength: "16384", required: true, placeholder: "What would you add to this thread?" });
+    const stake = h("input", { id: "spec-stake", inputmode: "decimal", autocomplete: "off", value: toInput(t.min_stake), "aria-describedby": "stake-hints" });
+    const hints = h("p", { id: "stake-hints", class: "muted small" });
+    const useRecommended = h("button", { type: "button", class: "link small", onclick: () => { stake.value = toInput(this._recommended()); } }, "Use the recommended stake");
+    const error = h("p", { class: "form-error", role: "alert" });
+    const button = h("button", { type: "submit", class: "primary" }, "Submit spec");
+    const form = h("form", { class: "spec-form", "aria-labelledby": "spec-heading" },
+      h("h2", { id: "spec-heading" }, "Join this thread"),
+      h("p", { class: "muted small" }, "Only co-authors post here. Submit a message with a stake: if every co-author approves, it is published, you become a co-author, and your stake is shared among them. Otherwise the stake goes to the thread (or the treasury)."),
+      h("label", { for: "spec-content" }, "Your message"), content,
+      h("label", { for: "spec-stake" }, "Stake (CHOIR)"),
+      h("div", { class: "row" }, stake, useRecommended),
+      hints, button, error);
+    this.stakeHints = hints;
+    this._refreshStakeHints();
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      error.textContent = "";
+      let amount;
+      try {
+        amount = this._checkStake(stake.value);
+      } catch (err) {
+        error.textContent = err.message;
+        stake.focus();
+        return;
+      }
+      if (!content.value.trim()) {
+        error.textContent = "Write the message you want to add.";
+        content.focus();
+        return;
+      }
+      button.disabled = true;
+      button.setAttribute("aria-busy", "true");
+      try {
+        await this.deps.socket.request("spec.submit", { thread_id: this.threadId, content: content.value, stake: amount.toString() });
+        content.value = "";
+        notify("Spec submitted: the co-authors will vote on it.");
+        this.deps.wallet.refresh().then(() => this._refreshStakeHints());
+      } catch (err) {
+        error.textContent = describeError(err);
+      } finally {
+        button.disabled = false;
+        button.removeAttribute("aria-busy");
+      }
+    });
+    return form;
+  }
+
+  _recommended() {
+    // The hint never exceeds what the person can pay, nor falls under the enforced minimum.
+    const rec = units(this.thread.recommended_stake);
+    const min = units(this.thread.min_stake);
+    const balance = this.deps.wallet.balance();
+    const capped = rec > balance ? balance : rec;
+    return capped < min ? min : capped;
+  }
+
+  _checkStake(text) {
+    const amount = parseChoir(text);
+    if (amount < units(this.thread.min_stake)) throw new Error(`The minimum stake here is ${formatChoir(this.thread.min_stake)}.`);
+    if (amount > this.deps.wallet.balance()) throw new Error(`Your balance is ${formatChoir(this.deps.wallet.balance())}.`);
+    return amount;
+  }
+
+  _refreshStakeHints() {
+    if (!this.stakeHints?.isConnected || !this.thread) return;
+    this.stakeHints.textContent = `Minimum ${formatChoir(this.thread.min_stake)} · recommended ${formatChoir(this.thread.recommended_stake)} · your balance ${formatChoir(this.deps.wallet.balance())}`;
+  }
+
+  // -- ask Choir -------------------------------------------------------------------------
+
+  renderAsk() {
+    const prompt = h("input", { id: "ask-prompt", maxlength: "4096", autocomplete: "off", placeholder: "Ask a question; the answer cites the messages it draws on" });
+    const button = h("button", { type: "submit" }, "Ask Choir");
+    const form = h("form", { class: "ask-form" }, h("label", { for: "ask-prompt" }, "Ask Choir"), h("div", { class: "row" }, prompt, button));
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const text = prompt.value.trim();
+      if (!text) return;
+      prompt.value = "";
+      const key = this.flow.startAsk(text);
+      try {
+        const { ask_id: askId } = await this.deps.socket.request("ask", { thread_id: this.threadId, prompt: text });
+        this.flow.bindAsk(key, askId);
+      } catch (err) {
+        this.flow.askFailed(key, err);
+      }
+    });
+    fill(this.askRoot, form);
+  }
+}

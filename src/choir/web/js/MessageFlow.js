@@ -1,0 +1,329 @@
+// MessageFlow: the messages of a thread in seq order, the sender's own messages at once (then
+// reconciled with the server), the Chorus phases of each question as they stream, and the answer
+// with its [n] citations linked to the priors.
+
+import { h, fill, formatTime, spinner } from "./dom.js";
+import { linkCitations, renderServerHtml } from "./markup.js";
+import { AI_AUTHOR, label, me } from "./names.js";
+import { describeError } from "./notify.js";
+
+const PHASES = {
+  action: "Action — a first answer, without context",
+  experience: "Experience — searching the priors",
+  intention: "Intention — which priors serve the question",
+  observation: "Observation — gaps and patterns",
+  update: "Update — look again, or answer",
+  yield: "Yield — the answer",
+};
+
+export class MessageFlow {
+  /**
+   * @param {HTMLElement} root
+   * @param {{onCite: (citation: object, link: HTMLElement) => void, onRetry: (content: string) => Promise<object>, onLoadEarlier: () => void}} hooks
+   */
+  constructor(root, hooks) {
+    this.hooks = hooks;
+    this.earlier = h("button", { type: "button", class: "link load-earlier", hidden: true, onclick: () => hooks.onLoadEarlier() }, "Load earlier messages");
+    this.list = h("ol", { class: "messages", role: "log", "aria-live": "polite", "aria-label": "Messages", "aria-relevant": "additions" });
+    this.empty = h("p", { class: "muted empty" }, "No messages yet.");
+    fill(root, this.earlier, this.empty, this.list);
+    this.runs = new Map(); // ask id (or local id) → run element
+    this.localCounter = 0;
+  }
+
+  reset() {
+    fill(this.list);
+    this.runs.clear();
+    this.earlier.hidden = true;
+    this.empty.hidden = false;
+  }
+
+  setHasEarlier(hasMore) {
+    this.earlier.hidden = !hasMore;
+  }
+
+  /** Messages from REST (oldest first). */
+  load(messages) {
+    for (const m of messages) this.add(m);
+  }
+
+  // -- messages ------------------------------------------------------------------------
+
+  /** A published message (REST view or message.posted data plus seq and time). */
+  add(m) {
+    const existing = this._byId(m.message_id);
+    if (existing) {
+      if (existing.dataset.state) this._settle(existing, m);
+      return existing;
+    }
+    const mine = m.author === me() && !m.ask_id;
+    const waiting = mine ? this._pendingWith(m.content) : null;
+    if (waiting) {
+      this._settle(waiting, m);
+      return waiting;
+    }
+    const item = this._message(m);
+    this._insertBySeq(item, m.seq);
+    if (m.ask_id) this._attachRun(m.ask_id, item);
+    return item;
+  }
+
+  /** The sender's own message before the server has it; returns its list item. */
+  addPending(content) {
+    const item = this._message({ author: me(), content, seq: null }, { state: "pending" });
+    item.dataset.content = content;
+    this.list.append(item);
+    this.empty.hidden = true;
+    item.scrollIntoView({ block: "nearest" });
+    return item;
+  }
+
+  /** The server acknowledged a pending message: it has an id and a place. */
+  acked(item, ack) {
+    if (!item.dataset.state) return; // the event came first and settled it
+    const twin = this._byId(ack.message_id);
+    if (twin && twin !== item) {
+      item.remove();
+      return;
+    }
+    item.dataset.messageId = ack.message_id;
+    item.dataset.seq = String(ack.seq);
+    item.dataset.state = "sent";
+    this._status(item, null);
+    this._insertBySeq(item, ack.seq);
+  }
+
+  failed(item, err) {
+    if (item.dataset.state !== "pending") return;
+    item.dataset.state = "failed";
+    const retry = h("button", { type: "button", class: "small", onclick: () => this._retry(item) }, "Retry");
+    this._status(item, h("span", { class: "failed", role: "alert" }, `Not sent: ${describeError(err)} `, retry));
+  }
+
+  async _retry(item) {
+    item.dataset.state = "pending";
+    this._status(item, h("span", { class: "muted" }, spinner("Sending"), " Sending…"));
+    try {
+      this.acked(item, await this.hooks.onRetry(item.dataset.content));
+    } catch (err) {
+      this.failed(item, err);
+    }
+  }
+
+  _pendingWith(content) {
+    return [...this.list.querySelectorAll("li.message[data-state]")].find(
+      (li) => li.dataset.content === content && !li.dataset.messageId,
+    );
+  }
+
+  _settle(item, m) {
+    const fresh = this._message(m);
+    item.replaceWith(fresh);
+    this._insertBySeq(fresh, m.seq);
+  }
+
+  _byId(messageId) {
+    if (!messageId) return null;
+    return [...this.list.querySelectorAll("li.message")].find((li) => li.dataset.messageId === messageId) || null;
+  }
+
+  _message(m, { state = null } = {}) {
+    const isAi = m.author === AI_AUTHOR;
+    const body = h("div", { class: "message-body" });
+    if (m.html !== undefined && m.html !== null) body.append(renderServerHtml(m.html));
+    else body.append(h("p", { class: "plain" }, m.content)); // not yet rendered by the server: plain text
+    if (isAi && m.citations?.length) {
+      linkCitations(body, m.citations, (c) => this._citeLink(c, `[${c.n}]`));
+      body.append(this._priorList(m.citations));
+    }
+    const when = m.published_at || m.at;
+    const item = h("li", {
+      class: `message${isAi ? " ai" : ""}${m.author === me() ? " mine" : ""}`,
+      tabindex: "-1",
+      dataset: { author: m.author || "" },
+    },
+      h("article", { "aria-label": `Message from ${label(m.author)}` },
+        h("header", { class: "message-head" },
+          h("span", { class: "author" }, label(m.author)),
+          isAi ? h("span", { class: "badge ai-badge" }, "AI") : null,
+          when ? h("time", { datetime: when, class: "muted small" }, formatTime(when)) : null),
+        body,
+        h("div", { class: "message-status" })));
+    if (m.message_id) item.dataset.messageId = m.message_id;
+    if (m.ask_id) item.dataset.askId = m.ask_id;
+    if (m.seq !== null && m.seq !== undefined) item.dataset.seq = String(m.seq);
+    if (state) {
+      item.dataset.state = state;
+      this._status(item, h("span", { class: "muted" }, spinner("Sending"), " Sending…"));
+    }
+    return item;
+  }
+
+  _status(item, content) {
+    const slot = item.querySelector(".message-status");
+    if (slot) fill(slot, content);
+  }
+
+  _citeLink(citation, text) {
+    const link = h("button", {
+      type: "button",
+      class: "cite",
+      "aria-label": `Source ${citation.n}: open the cited message`,
+      dataset: { n: String(citation.n), messageId: citation.message_id },
+    }, text);
+    link.addEventListener("click", () => this.hooks.onCite(citation, link));
+    return link;
+  }
+
+  _priorList(citations) {
+    const items = [...citations].sort((a, b) => a.n - b.n).map((c) =>
+      h("li", {}, this._citeLink(c, `[${c.n}]`), ` relevance ${Math.round(Number(c.score) * 100)}%`));
+    return h("details", { class: "priors" }, h("summary", {}, `Sources (${citations.length})`), h("ul", {}, items));
+  }
+
+  // -- notes (spec outcomes, new co-authors, …) ----------------------------------------
+
+  note(text, { seq = null, kind = "info" } = {}) {
+    const item = h("li", { class: `note note-${kind}` }, text);
+    if (seq !== null) {
+      item.dataset.seq = String(seq);
+      this._insertBySeq(item, seq);
+    } else {
+      this.list.append(item);
+    }
+    this.empty.hidden = true;
+    return item;
+  }
+
+  // -- Chorus ---------------------------------------------------------------------------
+
+  /** A question just sent; returns a local key to bind to the server's ask_id. */
+  startAsk(prompt) {
+    const key = `local-${++this.localCounter}`;
+    const run = this._run(key, prompt);
+    this.list.append(run);
+    this.empty.hidden = true;
+    run.scrollIntoView({ block: "nearest" });
+    return key;
+  }
+
+  bindAsk(localKey, askId) {
+    const local = this.runs.get(localKey);
+    this.runs.delete(localKey);
+    const live = this.runs.get(askId);
+    if (live && local) {
+      // Phases arrived before the ack: keep the live run, give it the question's text.
+      live.querySelector(".run-question")?.replaceWith(local.querySelector(".run-question"));
+      local.remove();
+    } else if (local) {
+      local.dataset.askId = askId;
+      this.runs.set(askId, local);
+    }
+    // The answer may have arrived before the ack: fold the run into it now.
+    const answer = [...this.list.querySelectorAll("li.message")].find((li) => li.dataset.askId === askId);
+    if (answer) this._attachRun(askId, answer);
+  }
+
+  askFailed(localKey, err) {
+    const run = this.runs.get(localKey);
+    if (!run) return;
+    run.dataset.state = "failed";
+    run.dataset.errorCode = err?.code || "error";
+    fill(run.querySelector(".run-status"), h("span", { class: err?.code === "unavailable" ? "muted" : "failed", role: "alert" }, describeError(err)));
+  }
+
+  /** A chorus.phase event {ask_id, phase, state, text}. */
+  phase({ ask_id: askId, phase, state, text }) {
+    let run = this.runs.get(askId);
+    if (!run) {
+      run = this._run(askId, null);
+      run.dataset.askId = askId;
+      this.list.append(run);
+      this.empty.hidden = true;
+    }
+    const phases = run.querySelector(".phases");
+    let block = [...phases.children].reverse().find((d) => d.dataset.phase === phase && d.dataset.state !== "end");
+    if (state === "start" || !block) block = this._phaseBlock(phases, phase);
+    const out = block.querySelector(".phase-text");
+    if (text && state === "delta") out.textContent += text;
+    else if (text && !out.textContent) out.textContent = text; // start or end carrying the whole text
+    if (state === "end") {
+      block.dataset.state = "end";
+      fill(block.querySelector(".phase-state"), "done");
+      if (phase !== "yield") block.open = false;
+    }
+    fill(run.querySelector(".run-status"), phase === "yield" && state === "end" ? "Answer ready" : h("span", {}, spinner("Thinking"), ` ${PHASES[phase]?.split(" — ")[0] || phase}…`));
+  }
+
+  _phaseBlock(phases, phase) {
+    const count = phases.querySelectorAll(`[data-phase="${CSS.escape(phase)}"]`).length;
+    const title = (PHASES[phase] || phase) + (count ? ` (${count + 1})` : "");
+    const block = h("details", { class: `phase phase-${phase}`, open: true, dataset: { phase, state: "running" } },
+      h("summary", {}, h("span", { class: "phase-name" }, title), " ", h("span", { class: "phase-state muted small" }, "running…")),
+      h("div", { class: "phase-text" }));
+    for (const other of phases.querySelectorAll("details[open]")) if (other.dataset.state === "end") other.open = false;
+    phases.append(block);
+    return block;
+  }
+
+  _run(key, prompt) {
+    const run = h("li", { class: "chorus-run", dataset: { state: "running" } },
+      h("div", { class: "run-head" },
+        h("span", { class: "author" }, "Choir AI"), h("span", { class: "badge ai-badge" }, "AI"),
+        h("span", { class: "run-status muted small" }, spinner("Thinking"), " Thinking…")),
+      h("p", { class: "run-question muted" }, prompt ? `Question: ${prompt}` : "Someone asked a question."),
+      h("div", { class: "phases" }));
+    this.runs.set(key, run);
+    return run;
+  }
+
+  /** The answer has come: its phases fold into it, collapsed. */
+  _attachRun(askId, answerItem) {
+    const run = this.runs.get(askId);
+    if (!run) return;
+    this.runs.delete(askId);
+    run.remove();
+    const phases = run.querySelector(".phases");
+    for (const d of phases.querySelectorAll("details")) d.open = false;
+    const trace = h("details", { class: "chorus-trace" },
+      h("summary", {}, `How Choir answered (${phases.children.length} phases)`),
+      run.querySelector(".run-question"), phases);
+    answerItem.querySelector("article").append(trace);
+  }
+
+  // -- placement -----------------------------------------------------------------------
+
+  _insertBySeq(item, seq) {
+    this.empty.hidden = true;
+    if (seq === null || seq === undefined) {
+      this.list.append(item);
+      return;
+    }
+    const children = [...this.list.children].filter((li) => li !== item);
+    let after = null;
+    for (let i = children.length - 1; i >= 0; i--) {
+      const s = children[i].dataset.seq;
+      if (s !== undefined && Number(s) < seq) {
+        after = children[i];
+        break;
+      }
+    }
+    if (after) after.after(item);
+    else this.list.prepend(item);
+  }
+
+  /** Scroll to a message and make it stand out; false when it is not loaded. */
+  highlight(messageId) {
+    const item = this._byId(messageId);
+    if (!item) return false;
+    for (const old of this.list.querySelectorAll(".highlight")) old.classList.remove("highlight");
+    item.classList.add("highlight");
+    item.scrollIntoView({ block: "center" });
+    item.focus({ preventScroll: true });
+    return true;
+  }
+
+  hasMessage(messageId) {
+    return Boolean(this._byId(messageId));
+  }
+}

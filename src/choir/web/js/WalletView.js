@@ -1,0 +1,136 @@
+// The person's account: name, address, CHOIR balance, the exported key; and the ledger at large
+// (treasury, reward pool, supply). Refreshed after anything that moves tokens.
+
+import { api, enc } from "./api.js";
+import { formatChoir } from "./amount.js";
+import { h, fill, shortAddress } from "./dom.js";
+import * as keystore from "./keystore.js";
+import { setMe } from "./names.js";
+import { describeError, notify } from "./notify.js";
+
+export class WalletView {
+  /**
+   * @param {HTMLElement} root the account panel
+   * @param {HTMLElement} badge the balance shown in the top bar
+   * @param {{onSignOut: () => void, onNameChanged: () => void}} hooks
+   */
+  constructor(root, badge, hooks) {
+    this.root = root;
+    this.badge = badge;
+    this.hooks = hooks;
+    this.me = null;
+    this.ledger = null;
+    this.key = null;
+    this.refreshing = null;
+  }
+
+  set(me, keyRecord) {
+    this.me = me;
+    if (keyRecord !== undefined) this.key = keyRecord;
+    setMe(me.address, me.display_name);
+    this.render();
+  }
+
+  balance() {
+    return this.me ? BigInt(this.me.balance) : 0n;
+  }
+
+  /** Fetch the balance and the ledger again; calls close together share one fetch. */
+  refresh() {
+    if (!this.refreshing) {
+      this.refreshing = (async () => {
+        this.root.setAttribute("aria-busy", "true");
+        try {
+          const [me, ledger] = await Promise.all([api.get("/api/me"), api.get("/api/ledger")]);
+          this.me = me;
+          this.ledger = ledger;
+          setMe(me.address, me.display_name);
+          this.render();
+        } catch (err) {
+          notify(`Could not refresh balances: ${describeError(err)}`, { kind: "error" });
+        } finally {
+          this.root.removeAttribute("aria-busy");
+          this.refreshing = null;
+        }
+      })();
+    }
+    return this.refreshing;
+  }
+
+  render() {
+    if (!this.me) return;
+    fill(this.badge, h("span", { class: "visually-hidden" }, "Your balance: "), formatChoir(this.me.balance));
+    this.badge.dataset.units = this.me.balance;
+    const ledger = this.ledger;
+    fill(this.root,
+      h("h2", {}, "Account"),
+      this._nameForm(),
+      h("dl", { class: "facts" },
+        h("dt", {}, "Address"),
+        h("dd", {}, h("code", { title: this.me.address }, shortAddress(this.me.address)), " ",
+          h("button", { type: "button", class: "link small", onclick: () => this._copy() }, "Copy")),
+        h("dt", {}, "Balance"),
+        h("dd", { id: "my-balance", dataset: { units: this.me.balance } }, formatChoir(this.me.balance))),
+      ledger ? h("details", { class: "ledger" },
+        h("summary", {}, "The CHOIR ledger"),
+        h("dl", { class: "facts" },
+          h("dt", {}, "Treasury"), h("dd", { id: "ledger-treasury" }, formatChoir(ledger.treasury)),
+          h("dt", {}, "Reward pool"), h("dd", {}, formatChoir(ledger.pool_new_messages)),
+          h("dt", {}, "In threads"), h("dd", {}, formatChoir(ledger.by_class?.thread ?? "0")),
+          h("dt", {}, "In escrow"), h("dd", {}, formatChoir(ledger.by_class?.escrow ?? "0")),
+          h("dt", {}, "Supply"), h("dd", {}, formatChoir(ledger.supply)))) : null,
+      this._keySection(),
+      h("button", { type: "button", class: "small", id: "sign-out", onclick: () => this.hooks.onSignOut() }, "Sign out"));
+  }
+
+  _nameForm() {
+    const input = h("input", { id: "display-name", value: this.me.display_name || "", maxlength: "64", autocomplete: "nickname" });
+    const button = h("button", { type: "submit", class: "small" }, "Save");
+    const form = h("form", { class: "name-form" }, h("label", { for: "display-name" }, "Display name"), h("div", { class: "row" }, input, button));
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      button.disabled = true;
+      try {
+        this.set(await api.patch("/api/me", { display_name: input.value.trim() }));
+        notify("Name saved.");
+        this.hooks.onNameChanged();
+      } catch (err) {
+        notify(describeError(err), { kind: "error" });
+      } finally {
+        button.disabled = false;
+      }
+    });
+    return form;
+  }
+
+  _keySection() {
+    if (!this.key || this.key.address !== this.me.address) return null;
+    if (!this.key.extractable) return h("p", { class: "muted small" }, "Your key lives in this browser only and cannot be exported.");
+    const out = h("div", { class: "key-export" });
+    const button = h("button", { type: "button", class: "small", onclick: async () => {
+      try {
+        const secret = await keystore.exportSecret(this.key);
+        fill(out,
+          h("label", { for: "exported-key" }, "Your secret key: keep it private, it is your identity"),
+          h("textarea", { id: "exported-key", readonly: true, rows: 3, spellcheck: false }, secret));
+        out.querySelector("textarea").select();
+      } catch (err) {
+        notify(describeError(err), { kind: "error" });
+      }
+    } }, "Export key");
+    return h("div", {}, button, out);
+  }
+
+  async _copy() {
+    try {
+      await navigator.clipboard.writeText(this.me.address);
+      notify("Address copied.");
+    } catch {
+      notify(this.me.address);
+    }
+  }
+}
+
+export async function accountBalance(address) {
+  return (await api.get(`/api/accounts/${enc(address)}`)).balance;
+}

@@ -1,0 +1,145 @@
+// The page: sign in, then the thread list, the thread view, the account and the live connection.
+
+import { api } from "./api.js";
+import { signOut } from "./auth.js";
+import { ChoirChat } from "./ChoirChat.js";
+import * as keystore from "./keystore.js";
+import { notify, describeError } from "./notify.js";
+import { PriorPanel } from "./PriorPanel.js";
+import { onRoute, threadHash } from "./router.js";
+import { SignIn } from "./SignIn.js";
+import { ChoirSocket, socketUrl } from "./socket.js";
+import { ThreadList } from "./ThreadList.js";
+import { WalletView } from "./WalletView.js";
+
+const $ = (id) => document.getElementById(id);
+// Exposed for tests and for people poking at the page from the console.
+const exposed = (window.__choir = { socket: null, ready: false });
+
+async function boot() {
+  try {
+    const me = await api.get("/api/me");
+    await start(me, await storedKey());
+  } catch (err) {
+    if (err.status === 401) showSignIn();
+    else showFatal(err);
+  }
+}
+
+async function storedKey() {
+  return keystore.supported() ? keystore.loadKey().catch(() => null) : null;
+}
+
+function showSignIn() {
+  $("app").hidden = true;
+  $("topbar-account").hidden = true;
+  const view = new SignIn($("signin"), { onSignedIn: (me, key) => start(me, key) });
+  view.show();
+}
+
+function showFatal(err) {
+  $("signin").hidden = false;
+  $("signin").textContent = `Choir cannot start: ${describeError(err)}`;
+}
+
+async function start(me, key) {
+  $("signin").hidden = true;
+  $("app").hidden = false;
+  $("topbar-account").hidden = false;
+
+  const socket = new ChoirSocket(socketUrl());
+  exposed.socket = socket;
+  const wallet = new WalletView($("wallet"), $("top-balance"), {
+    onSignOut: () => leave(socket),
+    onNameChanged: () => chat.thread && chat.refreshThread(),
+  });
+  wallet.set(me, key);
+  wallet.refresh();
+  const threads = new ThreadList($("thread-list"));
+  const prior = new PriorPanel($("prior-panel"), {
+    onJump: (threadId, messageId) => {
+      prior.close();
+      location.hash = threadHash(threadId, messageId);
+    },
+  });
+  const chat = new ChoirChat($("main"), { socket, wallet, prior, onThread: (t) => threads.update(t) });
+  exposed.chat = chat;
+
+  socket.addEventListener("server-event", (e) => {
+    const payload = e.detail;
+    if (payload.kind === "reward.paid") {
+      wallet.refresh();
+      notify("You earned CHOIR: a reward was paid.");
+    }
+    chat.handle(payload);
+  });
+  socket.addEventListener("notice", (e) => notify(describeError(e.detail), { kind: "error" }));
+  socket.addEventListener("status", (e) => showStatus(e.detail));
+  socket.addEventListener("refused", async () => {
+    try {
+      await api.get("/api/me");
+    } catch (err) {
+      if (err.status === 401) {
+        socket.stop();
+        notify("Your session has ended; sign in again.", { kind: "error" });
+        showSignIn();
+      }
+    }
+  });
+  socket.start();
+
+  setupMenu();
+  await threads.refresh();
+  onRoute(({ threadId, messageId }) => {
+    closeMenu();
+    threads.select(threadId);
+    if (threadId) chat.open(threadId, messageId);
+    else chat.welcome();
+  });
+  exposed.ready = true;
+}
+
+async function leave(socket) {
+  try {
+    await signOut();
+  } catch (err) {
+    notify(describeError(err), { kind: "error" });
+  }
+  socket.stop();
+  location.hash = "";
+  location.reload();
+}
+
+function showStatus({ state, retryInMs }) {
+  const el = $("conn-status");
+  el.dataset.state = state;
+  el.textContent = {
+    open: "Live",
+    connecting: retryInMs ? `Reconnecting in ${Math.max(1, Math.round(retryInMs / 1000))} s…` : "Connecting…",
+    closed: "Offline",
+    idle: "",
+  }[state];
+}
+
+// -- the thread list as a drawer on narrow screens --------------------------------------
+
+function setupMenu() {
+  const toggle = $("menu-toggle");
+  toggle.addEventListener("click", () => (document.body.classList.contains("menu-open") ? closeMenu() : openMenu()));
+  document.addEventListener("keydown", (e) => e.key === "Escape" && document.body.classList.contains("menu-open") && closeMenu(true));
+}
+
+function openMenu() {
+  document.body.classList.add("menu-open");
+  $("menu-toggle").setAttribute("aria-expanded", "true");
+  $("sidebar").querySelector("a, button, input")?.focus();
+}
+
+function closeMenu(returnFocus = false) {
+  if (!document.body.classList.contains("menu-open")) return;
+  document.body.classList.remove("menu-open");
+  $("menu-toggle").setAttribute("aria-expanded", "false");
+  if (returnFocus) $("menu-toggle").focus();
+}
+
+boot();
