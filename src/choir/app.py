@@ -22,7 +22,8 @@ from choir import errors_http
 from choir.auth.service import AuthService
 from choir.config import Settings
 from choir.coordinator import AsyncCoordinator, Clock, Coordinator, system_clock
-from choir.program import Expire, Grant, Outcome, Params, ProgramError, SettleEpoch, SpecStatus
+from choir.duties import run_duties
+from choir.program import Grant, Outcome, Params, ProgramError
 from choir.realtime import protocol
 from choir.realtime.broker import Broker, LocalBroker, RedisBroker
 from choir.realtime.hub import Hub
@@ -30,8 +31,6 @@ from choir.store.sql import Store
 
 log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).parent / "web"
-# Epochs settled per sweep: a server down for a year catches up over a few sweeps.
-MAX_EPOCHS_PER_SWEEP = 500
 
 
 def iso(at: datetime) -> str:
@@ -105,34 +104,6 @@ async def _publisher(choir: Choir) -> None:
             log.exception("publishing failed")
 
 
-async def sweep_once(choir: Choir) -> int:
-    """Expire specs past their time and settle ended epochs; returns instructions applied."""
-    state = choir.state
-    now = choir.clock()
-    applied = 0
-    due = [s.spec_id for s in state.specs.values() if s.status is SpecStatus.PENDING and s.expires_at <= now]
-    for spec_id in due:
-        with contextlib.suppress(ProgramError):
-            await choir.execute(Expire("sweeper", spec_id))
-            applied += 1
-    current = state.epoch_of(now)
-    first = max(state.epochs, default=-1) + 1
-    for epoch in range(first, min(current, first + MAX_EPOCHS_PER_SWEEP)):
-        with contextlib.suppress(ProgramError):
-            await choir.execute(SettleEpoch(epoch))
-            applied += 1
-    return applied
-
-
-async def _sweeper(choir: Choir) -> None:
-    while True:
-        await asyncio.sleep(choir.settings.sweep_interval_s)
-        try:
-            await sweep_once(choir)
-        except Exception:
-            log.exception("sweep failed")
-
-
 def build(settings: Settings, clock: Clock = system_clock) -> Choir:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     from choir.web_render import render_markdown
@@ -164,7 +135,7 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
         hub = choir.hub
         await choir.broker.start(hub.deliver, hub.notify_user, hub.close_user)
         choir.tasks.append(loop.create_task(_publisher(choir), name="publisher"))
-        choir.tasks.append(loop.create_task(_sweeper(choir), name="sweeper"))
+        choir.tasks.append(loop.create_task(run_duties(choir), name="duties"))
         from choir.services import start_services
 
         await start_services(choir)

@@ -1,0 +1,97 @@
+"""Background duties: expiring specs and settling ended epochs, on a schedule.
+
+They run in exactly one process: with PostgreSQL, the process that holds an advisory
+lock (released by the database if that process dies, so another takes over); with
+SQLite, one process owns the store anyway. Every duty is an idempotent instruction, so
+even a second runner could never pay twice: this lock only saves wasted work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any, Final
+
+from sqlalchemy import text
+
+from choir.program import Expire, ProgramError, SettleEpoch, SpecStatus, State
+
+if TYPE_CHECKING:
+    from choir.app import Choir
+
+log = logging.getLogger(__name__)
+# Epochs settled per sweep: a server down for a year catches up over a few sweeps.
+MAX_EPOCHS_PER_SWEEP: Final = 500
+DUTY_LOCK_KEY: Final = 0x43484F4952  # "CHOIR"
+
+
+class DutyLock:
+    """Held for the life of the process by the one that runs the duties."""
+
+    def __init__(self, choir: Choir) -> None:
+        self.choir = choir
+        self._conn: Any = None
+
+    def held(self) -> bool:
+        if self.choir.store.dialect != "postgresql":
+            return True
+        if self._conn is not None:
+            return True
+        conn = self.choir.store.engine.connect()
+        try:
+            got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": DUTY_LOCK_KEY}).scalar())
+            conn.commit()
+        except Exception:
+            conn.close()
+            raise
+        if got:
+            self._conn = conn  # the session holds the lock until it closes
+        else:
+            conn.close()
+        return got
+
+    def release(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+
+
+def due_epochs(state: State, current: int) -> list[int]:
+    """Ended epochs not settled yet, oldest first: every epoch after the last settled
+    one, and any older one still waiting (its novelty weights were not all measured)."""
+    after = max(state.epochs, default=-1) + 1
+    waiting = {e for e in state.epoch_posts if e < current and e not in state.epochs}
+    return sorted(waiting | set(range(after, current)))[:MAX_EPOCHS_PER_SWEEP]
+
+
+async def sweep_once(choir: Choir) -> int:
+    """Expire specs past their time and settle ended epochs; returns instructions applied."""
+    state = choir.state
+    now = choir.clock()
+    applied = 0
+    due = [s.spec_id for s in state.specs.values() if s.status is SpecStatus.PENDING and s.expires_at <= now]
+    for spec_id in due:
+        with contextlib.suppress(ProgramError):
+            await choir.execute(Expire("sweeper", spec_id))
+            applied += 1
+    for epoch in due_epochs(state, state.epoch_of(now)):
+        with contextlib.suppress(ProgramError):
+            await choir.execute(SettleEpoch(epoch))
+            applied += 1
+    return applied
+
+
+async def run_duties(choir: Choir) -> None:
+    lock = DutyLock(choir)
+    try:
+        while True:
+            await asyncio.sleep(choir.settings.sweep_interval_s)
+            try:
+                if await asyncio.to_thread(lock.held):
+                    await sweep_once(choir)
+            except Exception:
+                log.exception("background duties failed; retrying at the next sweep")
+    finally:
+        lock.release()
