@@ -40,7 +40,7 @@ from choir.chain.backend import (
     land,
 )
 from choir.chain.cursor import Checkpoint, CursorStore, InFlightBatch, InFlightTx
-from choir.chain.errors import BlockhashExpired, SettlementHalted, TransientChainError
+from choir.chain.errors import BlockhashExpired, SettlementHalted, TransactionRejected, TransientChainError
 from choir.chain.feed import FeedBatch, SettlementFeed
 from choir.chain.layout import CustodyLayout
 from choir.chain.plan import BatchPlanner
@@ -197,7 +197,13 @@ class SettlementWorker:
         statuses = await self.backend.statuses([t.signature for t in in_flight.txs])
         for tx, status in zip(in_flight.txs, statuses, strict=True):
             if status is None:
-                status = await land(self.backend, _signed(tx), recent, self.config.retry)
+                try:
+                    status = await land(self.backend, _signed(tx), recent, self.config.retry)
+                except TransactionRejected as exc:
+                    # Refused before execution (preflight): sending it again would be refused again.
+                    raise SettlementHalted(
+                        f"settlement transaction {tx.signature} refused: {exc.error}"
+                    ) from exc
             if not status.ok:
                 raise SettlementHalted(
                     f"settlement transaction {tx.signature} (transfers {tx.first}..{tx.end} of the batch through "
