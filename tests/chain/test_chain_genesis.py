@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from chain_harness import make_chain
 from solders.keypair import Keypair
-from solders.token.state import Mint, Multisig
+from solders.token.associated import get_associated_token_address
+from solders.token.state import Mint, Multisig, TokenAccount
 
-from choir.chain import GENESIS_BALANCES, SUPPLY, ChainError, TreasuryMultisig, ensure_genesis
+from choir.chain import (
+    GENESIS_BALANCES,
+    SUPPLY,
+    ChainError,
+    MemoryFeed,
+    TreasuryMultisig,
+    ensure_genesis,
+    withdraw_instructions,
+)
 from choir.chain.backend import land
 from choir.chain.instructions import mint_to, token_transfer
 from choir.chain.layout import CustodyLayout
 from choir.chain.programs import TOKEN_ERROR_FIXED_SUPPLY
-from choir.chain.wire import build_transaction
+from choir.chain.wire import build_transaction, to_ix
 
 
 async def test_genesis_mints_the_whole_supply_and_revokes_the_mint_authority() -> None:
@@ -96,3 +107,23 @@ def test_layout_addresses_are_deterministic_and_seeded_from_a_hash() -> None:
         a.custody_address("nonsense")
     with pytest.raises(ValueError):
         a.custody_address("user:not-an-address")
+
+
+async def test_withdraw_instructions_move_custody_to_the_wallets_own_token_account(tmp_path: Path) -> None:
+    chain = await make_chain()
+    feed = MemoryFeed(GENESIS_BALANCES)
+    wallet = Keypair().pubkey()
+    feed.transfer("pool:new_messages", f"user:{wallet}", 40)
+    await chain.worker(chain.backend, feed, tmp_path).settle_once()
+
+    ixs = [to_ix(i) for i in withdraw_instructions(chain.layout, str(wallet), 15)]
+    recent = await chain.backend.latest_blockhash()
+    status = await land(chain.backend, build_transaction(chain.authority, ixs, recent.blockhash), recent)
+    assert status.ok, status.error
+    ata = chain.backend.svm.get_account(get_associated_token_address(wallet, chain.layout.mint))
+    assert ata is not None
+    token_account = TokenAccount.from_bytes(bytes(ata.data))
+    assert (token_account.owner, token_account.amount) == (wallet, 15)
+    assert chain.balance(f"user:{wallet}") == 25 == chain.balance(f"withdrawn:{wallet}") + 10
+    with pytest.raises(ValueError):
+        withdraw_instructions(chain.layout, str(wallet), 0)
