@@ -179,7 +179,7 @@ class SettlementWorker:
         anchored = AnchoredBatch.of(anchor_tx.signature, AnchorMemo.parse(in_flight.memo), batch)
         if self.anchor_log is not None:
             self.anchor_log.append(anchored)
-        self._remember(self._planner_or_new().token_address(t.credit) for t in batch.transfers)
+        self._remember(self.layout.token_address(t.credit) for t in batch.transfers)
         snapshot = self.backend.snapshot() if isinstance(self.backend, SnapshottingBackend) else None
         await self.cursor_store.save(Checkpoint(batch.through, None, snapshot, in_flight.blockhash))
         return BatchReport(
@@ -258,13 +258,6 @@ class SettlementWorker:
         if len(self._known) >= _KNOWN_ACCOUNTS_MAX:
             self._known.clear()  # a cache: anything forgotten is looked up again
         self._known.update(addresses)
-
-    def _planner_or_new(self) -> BatchPlanner:
-        # After a restart the planner may not exist yet when a recovered batch completes; the rent it
-        # would need is only used for creating accounts, which completing a batch never does.
-        if self._planner is None:
-            return BatchPlanner(self.layout, self._treasury_signers, 0)
-        return self._planner
 
     async def _ensure_planner(self) -> BatchPlanner:
         if self._planner is None:
