@@ -86,21 +86,31 @@ class CrashingBackend(RecordingBackend):
 
 
 class DroppingBackend(RecordingBackend):
-    """Loses the `drop`-th send in the network: it never reaches the chain, and its blockhash expires."""
+    """Loses the `drop`-th send in the network: it never reaches the chain.
+
+    The next time the blockhash's validity is asked, time has passed on the cluster and the blockhash
+    is too old: the lost transaction can never land, while the others sent with it did.
+    """
 
     def __init__(self, inner: LiteSvmBackend, drop: int) -> None:
         super().__init__(inner)
         self.drop = drop
         self.dropped: list[SignedTx] = []
+        self._expire_next_check = False
 
     async def send_raw(self, tx: SignedTx) -> TxStatus | None:
         if len(self.sent) + 1 == self.drop and not self.dropped:
             self.sent.append(tx)
             self.dropped.append(tx)
-            # Time passes on the cluster: the blockhash the transaction carries is now too old.
-            self.inner.svm.expire_blockhash()
+            self._expire_next_check = True
             return None
         return await super().send_raw(tx)
+
+    async def is_blockhash_valid(self, recent: RecentBlockhash) -> bool:
+        if self._expire_next_check:
+            self._expire_next_check = False
+            self.inner.svm.expire_blockhash()
+        return await super().is_blockhash_valid(recent)
 
 
 @dataclass

@@ -14,9 +14,14 @@ from chain_harness import (
     make_chain,
     new_address,
 )
+from solders.hash import Hash
+from solders.signature import Signature
 
 from choir.chain import Checkpoint, FileCursorStore, LiteSvmBackend, MemoryFeed, RetryPolicy, SettlementConfig
+from choir.chain.cursor import InFlightBatch, InFlightTx
+from choir.chain.feed import ChainTransfer, FeedBatch
 from choir.chain.genesis import GENESIS_BALANCES
+from choir.chain.settlement import waves
 
 FAST = SettlementConfig(retry=RetryPolicy(poll_interval_s=0.001, backoff_initial_s=0.001))
 
@@ -108,14 +113,31 @@ async def test_embedded_crash_restores_the_chain_saved_with_the_cursor(
 
 async def test_a_lost_transaction_is_re_signed_only_after_its_blockhash_expired(tmp_path: Path) -> None:
     chain = await make_chain()
-    feed = _feed_paying_new_users(30)
+    feed = _feed_paying_new_users(30)  # one wave: no transaction touches an account another credits
     dropping = DroppingBackend(chain.backend, drop=3)
     report = await chain.worker(dropping, feed, tmp_path, FAST).settle_once()
     assert report is not None
     [lost] = dropping.dropped
+    first_pass = dropping.sent[: len(report.signatures)]
     assert await chain.backend.statuses([lost.signature]) == [None]
-    assert lost.signature not in report.signatures  # replaced by a re-signed transaction
+    # Only the lost one was signed again; the others of its wave landed and were kept.
+    assert set(report.signatures) - {tx.signature for tx in first_pass} == {report.signatures[2]}
+    assert lost.signature not in report.signatures
     assert await chain.drifts(feed) == []
+
+
+def test_waves_keep_a_debit_after_the_credit_that_funds_it() -> None:
+    transfers = (
+        ChainTransfer(1, 1, "pool:new_messages", "user:a", 5),
+        ChainTransfer(2, 2, "pool:new_messages", "user:b", 5),
+        ChainTransfer(3, 3, "user:a", "escrow:s", 5),  # spends what transfer 1 brought
+        ChainTransfer(4, 4, "treasury", "thread:t", 5),
+    )
+    batch = FeedBatch(0, 4, transfers, (), ())
+    txs = tuple(InFlightTx(Signature.default(), b"", i, i + 1, False) for i in range(4))
+    anchor = InFlightTx(Signature.default(), b"", 4, 4, True)
+    in_flight = InFlightBatch(batch, "", Hash.default(), 0, (*txs, anchor))
+    assert waves(in_flight) == [[0, 1], [2, 3, 4]]
 
 
 async def test_a_journal_whose_blockhash_lives_is_resent_as_the_same_bytes(tmp_path: Path) -> None:

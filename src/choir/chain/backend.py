@@ -93,44 +93,65 @@ DEFAULT_RETRY: Final = RetryPolicy()
 async def land(
     backend: ChainBackend, tx: SignedTx, recent: RecentBlockhash, policy: RetryPolicy = DEFAULT_RETRY
 ) -> TxStatus:
-    """Send until the transaction has landed (ok or failed) and return its status.
+    """Send until the transaction has landed (ok or failed) and return its status; see `land_all`."""
+    [status] = await land_all(backend, [tx], recent, policy)
+    return status
+
+
+async def land_all(
+    backend: ChainBackend,
+    txs: Sequence[SignedTx],
+    recent: RecentBlockhash,
+    policy: RetryPolicy = DEFAULT_RETRY,
+) -> list[TxStatus]:
+    """Send transactions that may execute in any order, together, until each has landed (ok or failed).
 
     Resending the same bytes is safe: a cluster processes one signature at most once. Raises
-    `BlockhashExpired` only once the chain says the blockhash is no longer valid *and* the transaction
-    is still unknown, so it can never land and may be rebuilt; `TransientChainError` when the bounds
-    are exhausted (its fate is then unknown and the caller must not rebuild it).
+    `BlockhashExpired` only once the chain says the blockhash is no longer valid *and* some transaction
+    is still unknown, so it can never land and may be re-signed; `TransientChainError` when the bounds
+    are exhausted (their fate is then unknown and the caller must not re-sign them).
     """
+    landed: dict[int, TxStatus] = {}
     backoff_s = policy.backoff_initial_s
     for _ in range(policy.send_attempts_max):
         refused = False
-        try:
-            status = await backend.send_raw(tx)
-        except TransientChainError:
-            refused, status = True, None
-        if status is not None:
-            return status
-        # After a refused send, look once (it may have landed through an earlier send); else poll.
-        for _ in range(1 if refused else policy.polls_per_send_max):
-            status = await _status_or_expired(backend, tx, recent)
+        for i, tx in enumerate(txs):
+            if i in landed:
+                continue
+            try:
+                status = await backend.send_raw(tx)
+            except TransientChainError:
+                refused, status = True, None
             if status is not None:
-                return status
+                landed[i] = status
+        # After a refused send, look once (they may have landed through an earlier send); else poll.
+        for _ in range(1 if refused else policy.polls_per_send_max):
+            if await _look(backend, txs, landed, recent):
+                return [landed[i] for i in range(len(txs))]
             await asyncio.sleep(policy.poll_interval_s)
         if refused:
             await asyncio.sleep(backoff_s)
             backoff_s = min(backoff_s * 2, policy.backoff_max_s)
     raise TransientChainError(
-        f"transaction {tx.signature} not confirmed after {policy.send_attempts_max} sends"
+        f"{len(txs) - len(landed)} transactions not confirmed after {policy.send_attempts_max} sends"
     )
 
 
-async def _status_or_expired(backend: ChainBackend, tx: SignedTx, recent: RecentBlockhash) -> TxStatus | None:
-    [status] = await backend.statuses([tx.signature])
-    if status is not None:
-        return status
-    if await backend.is_blockhash_valid(recent):
-        return None
-    # It may have landed in the last valid block: look once more before calling it dead.
-    [status] = await backend.statuses([tx.signature])
-    if status is not None:
-        return status
-    raise BlockhashExpired(f"transaction {tx.signature} expired unlanded")
+async def _look(
+    backend: ChainBackend, txs: Sequence[SignedTx], landed: dict[int, TxStatus], recent: RecentBlockhash
+) -> bool:
+    """Record what landed; True when all did. Raises `BlockhashExpired` when the rest never can."""
+    for attempt in range(2):
+        pending = [i for i in range(len(txs)) if i not in landed]
+        if not pending:
+            return True
+        found = await backend.statuses([txs[i].signature for i in pending])
+        for i, status in zip(pending, found, strict=True):
+            if status is not None:
+                landed[i] = status
+        if len(landed) == len(txs):
+            return True
+        # Expired: look once more (one may have landed in the last valid block) before calling it dead.
+        if attempt == 0 and await backend.is_blockhash_valid(recent):
+            return False
+    raise BlockhashExpired(f"{len(txs) - len(landed)} transactions expired unlanded")

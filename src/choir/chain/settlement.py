@@ -3,18 +3,18 @@
 One batch = the ledger changes after the checkpoint's position (at most `transfers_per_batch_max`
 transfers), packed into as few legacy transactions as fit, the last one carrying the anchor memo.
 
-    load checkpoint ─ in flight? ─ yes ─────────────────────────────┐
-          │ no                                                        │
-    read feed → plan → sign (fresh blockhash) → journal (save) ──→ land each tx in order
-                                                                      │ blockhash expired?
-                                                                      ├─ yes: keep the landed prefix,
-                                                                      │       re-sign the rest, journal
-                                                                      ▼
+    load checkpoint ─ in flight? ─ yes ──────────────────────────────┐
+          │ no                                                         │
+    read feed → plan → sign (fresh blockhash) → journal (save) ──→ land wave by wave
+                                                                       │ blockhash expired?
+                                                                       ├─ yes: re-sign the unknown ones
+                                                                       │       (same instructions), journal
+                                                                       ▼
                                     save checkpoint(position = through, no journal, chain snapshot)
 
 Nothing is paid twice: a transaction is only ever re-signed once the chain has said that its
 blockhash expired while it was unknown, so it can never land; until then only its same bytes (same
-signature, processed at most once) are resent. See `cursor.py` for the journal.
+signature, processed at most once) are resent. See `cursor.py` for the journal and `waves` for order.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from solders.hash import Hash
@@ -37,7 +37,7 @@ from choir.chain.backend import (
     RecentBlockhash,
     RetryPolicy,
     SnapshottingBackend,
-    land,
+    land_all,
 )
 from choir.chain.cursor import Checkpoint, CursorStore, InFlightBatch, InFlightTx
 from choir.chain.errors import BlockhashExpired, SettlementHalted, TransactionRejected, TransientChainError
@@ -45,7 +45,7 @@ from choir.chain.feed import FeedBatch, SettlementFeed
 from choir.chain.layout import CustodyLayout
 from choir.chain.plan import BatchPlanner
 from choir.chain.programs import TOKEN_ACCOUNT_SIZE
-from choir.chain.wire import SignedTx, compile_message, sign_message, signer_map
+from choir.chain.wire import SignedTx, compile_message, resign_with_blockhash, sign_message, signer_map
 
 _KNOWN_ACCOUNTS_MAX: Final = 1 << 20
 
@@ -128,9 +128,7 @@ class SettlementWorker:
         if batch.empty:
             return None
         memo = anchor_memo_for(batch)
-        in_flight = await self._sign(
-            batch, memo.text(), start=0, landed=(), previous=checkpoint.last_blockhash
-        )
+        in_flight = await self._sign(batch, memo.text(), previous=checkpoint.last_blockhash)
         checkpoint = Checkpoint(
             checkpoint.position, in_flight, checkpoint.chain_snapshot, in_flight.blockhash
         )
@@ -193,51 +191,62 @@ class SettlementWorker:
         )
 
     async def _land_all(self, in_flight: InFlightBatch) -> None:
+        """Land the batch wave by wave; a transaction that landed (from an earlier run) is never sent."""
         recent = RecentBlockhash(in_flight.blockhash, in_flight.last_valid_block_height)
         statuses = await self.backend.statuses([t.signature for t in in_flight.txs])
-        for tx, status in zip(in_flight.txs, statuses, strict=True):
-            if status is None:
-                try:
-                    status = await land(self.backend, _signed(tx), recent, self.config.retry)
-                except TransactionRejected as exc:
-                    # Refused before execution (preflight): sending it again would be refused again.
-                    raise SettlementHalted(
-                        f"settlement transaction {tx.signature} refused: {exc.error}"
-                    ) from exc
-            if not status.ok:
-                raise SettlementHalted(
-                    f"settlement transaction {tx.signature} (transfers {tx.first}..{tx.end} of the batch through "
-                    f"{in_flight.batch.through}) failed on chain: {status.error}"
+        for wave in waves(in_flight):
+            unknown = [i for i in wave if statuses[i] is None]
+            try:
+                landed = await land_all(
+                    self.backend, [_signed(in_flight.txs[i]) for i in unknown], recent, self.config.retry
                 )
+            except TransactionRejected as exc:
+                # Refused before execution (preflight): sending it again would be refused again.
+                raise SettlementHalted(f"a settlement transaction was refused: {exc.error}") from exc
+            for i, result in zip(unknown, landed, strict=True):
+                statuses[i] = result
+            for i in wave:
+                outcome = statuses[i]
+                if outcome is not None and not outcome.ok:
+                    tx = in_flight.txs[i]
+                    raise SettlementHalted(
+                        f"settlement transaction {tx.signature} (transfers {tx.first}..{tx.end} of the batch "
+                        f"through {in_flight.batch.through}) failed on chain: {outcome.error}"
+                    )
 
     async def _resign_unlanded(self, in_flight: InFlightBatch) -> InFlightBatch:
-        """Keep the landed prefix; sign everything after it again with a fresh blockhash."""
+        """Sign every transaction the chain does not know again, same instructions, fresh blockhash.
+
+        Only called once the chain said the old blockhash expired: those transactions can never land.
+        Same instructions keep each transaction's transfers and account creations; the new blockhash
+        (never used by an earlier plan) makes each a new transaction.
+        """
         statuses = await self.backend.statuses([t.signature for t in in_flight.txs])
-        landed = 0
-        while landed < len(statuses) and statuses[landed] is not None:
-            landed += 1
-        if any(s is not None for s in statuses[landed:]):
-            raise SettlementHalted(
-                f"batch through {in_flight.batch.through}: a later transaction landed before an earlier one"
-            )
-        start = in_flight.txs[landed].first
-        return await self._sign(
-            in_flight.batch, in_flight.memo, start, in_flight.txs[:landed], previous=in_flight.blockhash
+        recent = await self._fresh_blockhash(in_flight.blockhash)
+        blockhash = bytes(recent.blockhash)
+        txs = []
+        for tx, status in zip(in_flight.txs, statuses, strict=True):
+            if status is None:
+                signed = resign_with_blockhash(tx.raw, blockhash, self._signers)
+                tx = InFlightTx(signed.signature, signed.raw, tx.first, tx.end, tx.anchor)
+            txs.append(tx)
+        return replace(
+            in_flight,
+            blockhash=recent.blockhash,
+            last_valid_block_height=recent.last_valid_block_height,
+            txs=tuple(txs),
         )
 
-    async def _sign(
-        self, batch: FeedBatch, memo: str, start: int, landed: Sequence[InFlightTx], previous: Hash | None
-    ) -> InFlightBatch:
+    async def _sign(self, batch: FeedBatch, memo: str, previous: Hash | None) -> InFlightBatch:
         planner = await self._ensure_planner()
-        transfers = batch.transfers[start:]
-        await self._learn_existing({planner.token_address(t.credit) for t in transfers})
-        planned = planner.plan(transfers, self._known, memo)
+        await self._learn_existing({planner.token_address(t.credit) for t in batch.transfers})
+        planned = planner.plan(batch.transfers, self._known, memo)
         recent = await self._fresh_blockhash(previous)
         blockhash = bytes(recent.blockhash)
-        txs = list(landed)
+        txs = []
         for p in planned:
             signed = sign_message(compile_message(self._payer, p.ixs, blockhash), self._signers)
-            txs.append(InFlightTx(signed.signature, signed.raw, start + p.first, start + p.end, p.anchor))
+            txs.append(InFlightTx(signed.signature, signed.raw, p.first, p.end, p.anchor))
         return InFlightBatch(batch, memo, recent.blockhash, recent.last_valid_block_height, tuple(txs))
 
     async def _fresh_blockhash(self, previous: Hash | None) -> RecentBlockhash:
@@ -268,3 +277,24 @@ class SettlementWorker:
 
 def _signed(tx: InFlightTx) -> SignedTx:
     return SignedTx(tx.raw, tx.signature)
+
+
+def waves(in_flight: InFlightBatch) -> list[list[int]]:
+    """Group the batch's transactions, in order, into waves whose members may land in any order.
+
+    A transaction joins the current wave unless it touches an account that an earlier transaction of
+    the wave credits: then a debit cannot run before the credit funding it, and no transfer reaches an
+    account before the transaction that creates it. Within a wave every account's debits precede its
+    credits in ledger order, so the ledger's own non-negative balances make any order safe.
+    """
+    transfers = in_flight.batch.transfers
+    out: list[list[int]] = []
+    credited: set[str] = set()
+    for index, tx in enumerate(in_flight.txs):
+        touched = {name for t in transfers[tx.first : tx.end] for name in (t.debit, t.credit)}
+        if not out or touched & credited:
+            out.append([])
+            credited = set()
+        out[-1].append(index)
+        credited.update(t.credit for t in transfers[tx.first : tx.end])
+    return out

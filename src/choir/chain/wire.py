@@ -258,3 +258,29 @@ def build_transaction(
     """Compile and sign; the payer signs and pays the fee."""
     message = compile_message(bytes(payer.pubkey()), ixs, bytes(blockhash))
     return sign_message(message, [payer, *signers])
+
+
+def _read_compact_u16(data: bytes, offset: int) -> tuple[int, int]:
+    """Decode a compact-u16 at `offset`; return (value, offset after it)."""
+    value = 0
+    for i in range(3):
+        byte = data[offset + i]
+        value |= (byte & 0x7F) << (7 * i)
+        if not byte & 0x80:
+            return value, offset + i + 1
+    raise ValueError("compact-u16 longer than 3 bytes")
+
+
+def resign_with_blockhash(
+    raw: bytes, blockhash: bytes, keypairs: Iterable[Keypair] | Mapping[bytes, Keypair]
+) -> SignedTx:
+    """The same instructions under a new blockhash, signed again: a new transaction, a new signature."""
+    n_signatures, offset = _read_compact_u16(raw, 0)
+    message = raw[offset + _SIGNATURE_SIZE * n_signatures :]
+    n_keys, keys_at = _read_compact_u16(message, _HEADER_SIZE)
+    blockhash_at = keys_at + _KEY_SIZE * n_keys
+    signer_keys = tuple(
+        message[keys_at + _KEY_SIZE * i : keys_at + _KEY_SIZE * (i + 1)] for i in range(message[0])
+    )
+    data = message[:blockhash_at] + blockhash + message[blockhash_at + _BLOCKHASH_SIZE :]
+    return sign_message(CompiledMessage(data, signer_keys), keypairs)
