@@ -89,6 +89,30 @@ class Coordinator:
         return results
 
     def _try(self, instructions: Sequence[Instruction], now: datetime) -> list[Result] | None:
+        try:
+            with self.store.begin() as conn:
+                # Several processes may write a shared store: hold the version row for the
+                # whole batch, and decide on what the others committed, not on a stale copy.
+                if self.store.shared and self.store.lock_version(conn) != self.version:
+                    self.reload()
+                results, changed = self._apply_all(instructions, now)
+                if not changed:
+                    return results
+                if not self.store.claim_version(conn, self.version, self.version + 1):
+                    raise _VersionMoved
+                self.store.persist(conn, changed)
+        except _VersionMoved:
+            return None
+        except BaseException:
+            # The in-memory state ran ahead of the store: take the store's word.
+            self.reload()
+            raise
+        self.version += 1
+        return results
+
+    def _apply_all(
+        self, instructions: Sequence[Instruction], now: datetime
+    ) -> tuple[list[Result], list[Outcome]]:
         results: list[Result] = []
         changed: list[Outcome] = []
         for instruction in instructions:
@@ -102,21 +126,7 @@ class Coordinator:
                 changed.append(outcome)
                 # Later instructions of the batch must see this one's effects.
                 self.state.commit(outcome)
-        if not changed:
-            return results
-        try:
-            with self.store.begin() as conn:
-                if not self.store.claim_version(conn, self.version, self.version + 1):
-                    raise _VersionMoved
-                self.store.persist(conn, changed)
-        except _VersionMoved:
-            return None
-        except BaseException:
-            # The in-memory state ran ahead of the store: take the store's word.
-            self.reload()
-            raise
-        self.version += 1
-        return results
+        return results, changed
 
     def refresh_if_stale(self) -> None:
         """Catch up with what other processes committed (one cheap read when nothing did)."""

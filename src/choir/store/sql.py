@@ -71,6 +71,16 @@ class Store:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    @property
+    def shared(self) -> bool:
+        """Whether several processes may write this store (PostgreSQL); SQLite has one owner."""
+        return self.dialect != "sqlite"
+
+    def lock_version(self, conn: Connection) -> int:
+        """Read the state version and hold its row until the transaction ends (PostgreSQL)."""
+        query = select(schema.meta.c.value).where(schema.meta.c.key == VERSION_KEY).with_for_update()
+        return int(conn.execute(query).scalar_one())
+
     def migrate(self) -> None:
         from choir.store.migrate import upgrade
 
