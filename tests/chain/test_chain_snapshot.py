@@ -55,3 +55,19 @@ async def test_the_checkpoint_file_round_trips(tmp_path: Path) -> None:
     (tmp_path / "cp.json").write_text("{broken")
     with pytest.raises(ValueError, match="corrupt"):
         await store.load()
+
+
+async def test_chain_snapshots_live_in_one_sidecar_named_by_their_hash(tmp_path: Path) -> None:
+    store = FileCursorStore(tmp_path / "cp.json")
+    await store.save(Checkpoint(position=1, chain_snapshot=b"state one"))
+    [first] = tmp_path.glob("cp.json.snapshot-*")
+    written_at = first.stat().st_mtime_ns
+    await store.save(Checkpoint(position=1, chain_snapshot=b"state one", last_blockhash=None))
+    assert first.stat().st_mtime_ns == written_at  # the same snapshot is not written again
+    await store.save(Checkpoint(position=2, chain_snapshot=b"state two"))
+    [second] = tmp_path.glob("cp.json.snapshot-*")
+    assert second != first and not first.exists()
+    assert (await store.load()).chain_snapshot == b"state two"
+    second.write_bytes(b"tampered")
+    with pytest.raises(ValueError, match="does not match"):
+        await store.load()

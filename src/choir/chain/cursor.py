@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -144,7 +145,12 @@ class CursorStore(Protocol):
 
 
 class FileCursorStore:
-    """A checkpoint in one JSON file, replaced atomically (write, fsync, rename, fsync the directory)."""
+    """A checkpoint in one JSON file, replaced atomically (write, fsync, rename, fsync the directory).
+
+    A chain snapshot goes to a sidecar file named by its hash, written (and fsynced) before the JSON
+    that names it: journal saves, which carry the previous snapshot unchanged, then write no snapshot
+    bytes at all. Sidecars no checkpoint names any more are removed after each save.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -166,18 +172,44 @@ class FileCursorStore:
             raise ValueError(f"corrupt settlement checkpoint {self.path}: {exc}") from None
         if not isinstance(data, dict):
             raise ValueError(f"corrupt settlement checkpoint {self.path}")
-        return Checkpoint.from_json(data)
+        sidecar = data.pop(_SIDECAR_KEY, None)
+        checkpoint = Checkpoint.from_json(data)
+        if sidecar is not None:
+            snapshot = (self.path.parent / str(sidecar)).read_bytes()
+            if hashlib.sha256(snapshot).hexdigest()[:_SIDECAR_HASH_CHARS] not in str(sidecar):
+                raise ValueError(f"chain snapshot {sidecar} does not match its name")
+            checkpoint = checkpoint.with_snapshot(snapshot)
+        return checkpoint
 
     def _save(self, checkpoint: Checkpoint) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_suffix(self.path.suffix + ".tmp")
-        with open(temporary, "w") as out:
-            json.dump(checkpoint.to_json(), out, separators=(",", ":"))
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, self.path)
-        directory = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        data = checkpoint.with_snapshot(None).to_json()
+        sidecar: str | None = None
+        if checkpoint.chain_snapshot is not None:
+            digest = hashlib.sha256(checkpoint.chain_snapshot).hexdigest()[:_SIDECAR_HASH_CHARS]
+            sidecar = f"{self.path.name}.snapshot-{digest}"
+            if not (self.path.parent / sidecar).exists():
+                _write_durably(self.path.parent / sidecar, checkpoint.chain_snapshot)
+            data[_SIDECAR_KEY] = sidecar
+        _write_durably(self.path, json.dumps(data, separators=(",", ":")).encode())
+        for stale in self.path.parent.glob(f"{self.path.name}.snapshot-*"):
+            if stale.name != sidecar:
+                stale.unlink(missing_ok=True)
+
+
+_SIDECAR_KEY: Final = "chain_snapshot_file"
+_SIDECAR_HASH_CHARS: Final = 32
+
+
+def _write_durably(path: Path, content: bytes) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as out:
+        out.write(content)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temporary, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
