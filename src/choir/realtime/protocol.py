@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, Valida
 
 MAX_FRAME_BYTES: Final = 64 * 1024
 MAX_CLIENT_ID_CHARS: Final = 64
+ENVELOPE_KEYS: Final = frozenset({"id", "type", "payload"})
+# Payload fields holding amounts: a bad one is `invalid_amount`, the code a client shows as such.
+AMOUNT_FIELDS: Final = frozenset({"stake"})
 
 CLIENT_TYPES: Final = ("subscribe", "unsubscribe", "post", "spec.submit", "spec.vote", "ask", "ping")
 SERVER_TYPES: Final = ("ack", "error", "event")
@@ -126,11 +129,15 @@ class ClientFrame(BaseModel):
 
 def parse(text: str | bytes) -> tuple[str, _Payload]:
     """Parse one client frame into (client id, payload model); raise ProtocolError."""
-    if len(text) > MAX_FRAME_BYTES:
+    if isinstance(text, bytes):
+        # Frames are JSON text; a binary frame is refused whatever it holds, so that no client
+        # comes to depend on a second encoding.
+        raise ProtocolError("bad_json", "frames are JSON text frames, not binary frames")
+    if over_frame_limit(text):
         raise ProtocolError("too_large", f"frames are limited to {MAX_FRAME_BYTES} bytes")
     try:
         raw = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
+    except ValueError:
         raise ProtocolError("bad_json", "the frame is not valid JSON") from None
     if not isinstance(raw, dict):
         raise ProtocolError("bad_json", "a frame is one JSON object")
@@ -142,8 +149,15 @@ def parse(text: str | bytes) -> tuple[str, _Payload]:
     kind = raw.get("type")
     model = PAYLOADS.get(kind) if isinstance(kind, str) else None
     if model is None:
+        shown = repr(kind)[:MAX_CLIENT_ID_CHARS]  # never echo a huge string back
         raise ProtocolError(
-            "unknown_type", f"unknown type {kind!r}; expected one of {', '.join(CLIENT_TYPES)}", frame_id
+            "unknown_type", f"unknown type {shown}; expected one of {', '.join(CLIENT_TYPES)}", frame_id
+        )
+    if extra := sorted(raw.keys() - ENVELOPE_KEYS):
+        raise ProtocolError(
+            "invalid_payload",
+            f"unknown field {extra[0][:MAX_CLIENT_ID_CHARS]!r} beside id, type, payload",
+            frame_id,
         )
     payload = raw.get("payload", {})
     if not isinstance(payload, dict):
@@ -151,7 +165,16 @@ def parse(text: str | bytes) -> tuple[str, _Payload]:
     try:
         return frame_id, model.model_validate(payload)
     except ValidationError as exc:
-        raise ProtocolError("invalid_payload", _describe(exc), frame_id) from None
+        first = exc.errors()[0]
+        bad_amount = first["type"] != "missing" and first["loc"][:1] in {(f,) for f in AMOUNT_FIELDS}
+        code = "invalid_amount" if bad_amount else "invalid_payload"
+        raise ProtocolError(code, _describe(exc), frame_id) from None
+
+
+def over_frame_limit(text: str) -> bool:
+    """True when ``text`` is over MAX_FRAME_BYTES in UTF-8 (the limit counts bytes, not characters)."""
+    # More characters than the limit is over it in any encoding: no need to encode a huge frame.
+    return len(text) > MAX_FRAME_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_FRAME_BYTES
 
 
 def _describe(exc: ValidationError) -> str:
