@@ -35,6 +35,7 @@ _TOKEN_INITIALIZE_MULTISIG2: Final = 19
 _TOKEN_INITIALIZE_MINT2: Final = 20
 _ATA_CREATE_IDEMPOTENT: Final = 1
 AUTHORITY_MINT_TOKENS: Final = 0
+_TRANSFER_TAG: Final = bytes((_TOKEN_TRANSFER,))
 U64_MAX: Final = 2**64 - 1
 SEED_BYTES_MAX: Final = 32
 
@@ -107,10 +108,11 @@ def token_transfer(
     return Ix(_TOKEN, metas, bytes((_TOKEN_TRANSFER,)) + _u64(amount))
 
 
-def token_transfer_raw(source: bytes, destination: bytes, authority: bytes, amount: int) -> Ix:
-    """The settlement hot path: the same instruction as `token_transfer` from raw keys."""
-    metas = (Meta(source, False, True), Meta(destination, False, True), Meta(authority, True, False))
-    return Ix(_TOKEN, metas, bytes((_TOKEN_TRANSFER,)) + _u64(amount))
+def token_transfer_metas(source: Meta, destination: Meta, authority: Meta, amount: int) -> Ix:
+    """The settlement hot path: `token_transfer` from ready-made metas (writable accounts, signing owner)."""
+    if not 0 <= amount <= U64_MAX:
+        raise ValueError(f"amount out of u64 range: {amount}")
+    return Ix(_TOKEN, (source, destination, authority), _TRANSFER_TAG + amount.to_bytes(8, "little"))
 
 
 def mint_to(mint: Pubkey, destination: Pubkey, authority: Pubkey, amount: int) -> Ix:

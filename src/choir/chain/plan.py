@@ -27,11 +27,11 @@ from choir.chain.instructions import (
     initialize_account3,
     memo,
     token_transfer,
-    token_transfer_raw,
+    token_transfer_metas,
 )
 from choir.chain.layout import TREASURY, USER_PREFIX, CustodyLayout, custody_seed, is_withdrawal_sink
 from choir.chain.programs import TOKEN_ACCOUNT_SIZE, TOKEN_PROGRAM_ID
-from choir.chain.wire import Ix, TxPacker
+from choir.chain.wire import Ix, Meta, TxPacker
 
 _ADDRESS_CACHE_MAX: Final = 1 << 16
 
@@ -54,7 +54,9 @@ class BatchPlanner:
         self._payer = bytes(layout.authority)
         self._treasury_signers = tuple(treasury_signers)
         self._rent = rent_lamports_per_account
-        self._addresses: dict[str, tuple[Pubkey, bytes]] = {}
+        # name -> (address, raw address, the address as a writable instruction account)
+        self._addresses: dict[str, tuple[Pubkey, bytes, Meta]] = {}
+        self._authority_meta = Meta(self._payer, True, False)
 
     def plan(
         self,
@@ -107,16 +109,14 @@ class BatchPlanner:
     def token_address(self, name: str) -> Pubkey:
         return self._entry(name)[0]
 
-    def _address(self, name: str) -> bytes:
-        return self._entry(name)[1]
-
-    def _entry(self, name: str) -> tuple[Pubkey, bytes]:
+    def _entry(self, name: str) -> tuple[Pubkey, bytes, Meta]:
         entry = self._addresses.get(name)
         if entry is None:
             if len(self._addresses) >= _ADDRESS_CACHE_MAX:
                 self._addresses.clear()
             address = self.layout.token_address(name)
-            entry = self._addresses[name] = (address, bytes(address))
+            raw = bytes(address)
+            entry = self._addresses[name] = (address, raw, Meta(raw, False, True))
         return entry
 
     def _group(self, transfer: ChainTransfer, existing: Collection[Pubkey], created: set[Pubkey]) -> list[Ix]:
@@ -128,11 +128,11 @@ class BatchPlanner:
                 f"transfer {transfer.id}: a withdrawal to {credit} must come from its own user account"
             )
         group: list[Ix] = []
-        destination, target = self._entry(credit)
+        destination, target, target_meta = self._entry(credit)
         if destination not in existing and destination not in created:
             group += self._create(credit, destination)
             created.add(destination)
-        source = self._address(debit)
+        _, source, source_meta = self._entry(debit)
         if debit == TREASURY:
             multisig = self.layout.treasury_multisig
             group.append(
@@ -145,7 +145,7 @@ class BatchPlanner:
                 )
             )
         else:
-            group.append(token_transfer_raw(source, target, self._payer, transfer.amount))
+            group.append(token_transfer_metas(source_meta, target_meta, self._authority_meta, transfer.amount))
         return group
 
     def _create(self, name: str, address: Pubkey) -> list[Ix]:

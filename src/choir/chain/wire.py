@@ -53,8 +53,13 @@ class Ix(NamedTuple):
     data: bytes
 
 
+_ONE_BYTE: Final = tuple(bytes((v,)) for v in range(0x80))
+
+
 def compact_u16(value: int) -> bytes:
     """Solana's short-vec length prefix."""
+    if 0 <= value < 0x80:
+        return _ONE_BYTE[value]
     if not 0 <= value <= 0xFFFF:
         raise ValueError(f"compact-u16 out of range: {value}")
     out = bytearray()
@@ -207,12 +212,12 @@ def compile_message(payer: bytes, ixs: Sequence[Ix], blockhash: bytes) -> Compil
     out += b"".join(keys)
     out += blockhash
     out += compact_u16(len(ixs))
-    for ix in ixs:
-        out.append(index[ix.program])
-        out += compact_u16(len(ix.metas))
-        out += bytes(index[m.key] for m in ix.metas)
-        out += compact_u16(len(ix.data))
-        out += ix.data
+    for program, metas, data in ixs:
+        out.append(index[program])
+        out += compact_u16(len(metas))
+        out += bytes([index[m[0]] for m in metas])
+        out += compact_u16(len(data))
+        out += data
     return CompiledMessage(bytes(out), tuple(keys[:n_signers]))
 
 
