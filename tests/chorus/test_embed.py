@@ -110,3 +110,14 @@ def test_one_model_per_process() -> None:
     assert isinstance(default_embedder(), Embedder)
     # Two embedders over the same files share one copy of the weights.
     assert MiniLMEmbedder()._model() is MiniLMEmbedder()._model()
+
+
+def test_sentence_transformers_backend_agrees(reference: tuple[list[str], np.ndarray]) -> None:
+    # Runs where the `st` extra is installed (it brings torch, so not in the default environment).
+    pytest.importorskip("sentence_transformers")
+    from choir.chorus.embed import SentenceTransformerEmbedder
+
+    embedder = SentenceTransformerEmbedder()
+    sentences, expected = reference
+    assert embedder.dim == MINILM_DIM
+    assert float(np.abs(embedder.embed(sentences) - expected).max()) <= TOLERANCE

@@ -334,7 +334,10 @@ class SentenceTransformerEmbedder:
 
     @property
     def dim(self) -> int:
-        return int(self._loaded().get_sentence_embedding_dimension())
+        model = self._loaded()
+        # Renamed in sentence-transformers 6; the old name still works there but warns.
+        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(getter())
 
     def embed(self, texts: Sequence[str]) -> FloatArray:
         items = _check_texts(texts)
