@@ -102,6 +102,8 @@ class SettlementWorker:
         self._treasury_signers = [k.pubkey() for k in treasury_signers]
         self._planner: BatchPlanner | None = None
         self._known: set[Pubkey] = set()
+        # The last checkpoint this worker saved or loaded: it is the store's only writer.
+        self._checkpoint: Checkpoint | None = None
 
     async def start(self) -> Checkpoint:
         """Load the checkpoint; with nothing in flight, save the chain's current state with it.
@@ -109,14 +111,17 @@ class SettlementWorker:
         Call once after genesis: an in-process chain's genesis is then part of the saved state.
         """
         checkpoint = await self.cursor_store.load()
+        self._checkpoint = checkpoint
         if checkpoint.in_flight is None and isinstance(self.backend, SnapshottingBackend):
             checkpoint = checkpoint.with_snapshot(self.backend.snapshot())
-            await self.cursor_store.save(checkpoint)
+            await self._save(checkpoint)
         return checkpoint
 
     async def settle_once(self) -> BatchReport | None:
         """Finish the batch in flight, or settle the next one; None when the ledger has nothing new."""
-        checkpoint = await self.cursor_store.load()
+        checkpoint = self._checkpoint
+        if checkpoint is None:
+            checkpoint = self._checkpoint = await self.cursor_store.load()
         if checkpoint.in_flight is not None:
             return await self._finish(checkpoint, checkpoint.in_flight, recovered=True)
         cfg = self.config
@@ -132,7 +137,7 @@ class SettlementWorker:
         checkpoint = Checkpoint(
             checkpoint.position, in_flight, checkpoint.chain_snapshot, in_flight.blockhash
         )
-        await self.cursor_store.save(checkpoint)
+        await self._save(checkpoint)
         return await self._finish(checkpoint, in_flight, recovered=False)
 
     async def settle_until_idle(self, batches_max: int) -> list[BatchReport]:
@@ -167,7 +172,7 @@ class SettlementWorker:
                 checkpoint = Checkpoint(
                     checkpoint.position, in_flight, checkpoint.chain_snapshot, in_flight.blockhash
                 )
-                await self.cursor_store.save(checkpoint)
+                await self._save(checkpoint)
         else:
             raise SettlementHalted(
                 f"batch through {in_flight.batch.through} expired {self.config.rebuilds_per_batch_max} times"
@@ -179,7 +184,7 @@ class SettlementWorker:
             self.anchor_log.append(anchored)
         self._remember(self.layout.token_address(t.credit) for t in batch.transfers)
         snapshot = self.backend.snapshot() if isinstance(self.backend, SnapshottingBackend) else None
-        await self.cursor_store.save(Checkpoint(batch.through, None, snapshot, in_flight.blockhash))
+        await self._save(Checkpoint(batch.through, None, snapshot, in_flight.blockhash))
         return BatchReport(
             batch.after,
             batch.through,
@@ -248,6 +253,11 @@ class SettlementWorker:
             signed = sign_message(compile_message(self._payer, p.ixs, blockhash), self._signers)
             txs.append(InFlightTx(signed.signature, signed.raw, p.first, p.end, p.anchor))
         return InFlightBatch(batch, memo, recent.blockhash, recent.last_valid_block_height, tuple(txs))
+
+    async def _save(self, checkpoint: Checkpoint) -> None:
+        self._checkpoint = None  # if the save fails, its outcome is unknown: load again next time
+        await self.cursor_store.save(checkpoint)
+        self._checkpoint = checkpoint
 
     async def _fresh_blockhash(self, previous: Hash | None) -> RecentBlockhash:
         for _ in range(self.config.fresh_blockhash_attempts_max):
