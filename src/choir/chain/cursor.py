@@ -189,7 +189,8 @@ class FileCursorStore:
             digest = hashlib.sha256(checkpoint.chain_snapshot).hexdigest()[:_SIDECAR_HASH_CHARS]
             sidecar = f"{self.path.name}.snapshot-{digest}"
             if not (self.path.parent / sidecar).exists():
-                _write_durably(self.path.parent / sidecar, checkpoint.chain_snapshot)
+                # Same directory: the checkpoint's directory fsync below makes this entry durable too.
+                _write_durably(self.path.parent / sidecar, checkpoint.chain_snapshot, sync_directory=False)
             data[_SIDECAR_KEY] = sidecar
         _write_durably(self.path, json.dumps(data, separators=(",", ":")).encode())
         for stale in self.path.parent.glob(f"{self.path.name}.snapshot-*"):
@@ -201,13 +202,15 @@ _SIDECAR_KEY: Final = "chain_snapshot_file"
 _SIDECAR_HASH_CHARS: Final = 32
 
 
-def _write_durably(path: Path, content: bytes) -> None:
+def _write_durably(path: Path, content: bytes, sync_directory: bool = True) -> None:
     temporary = path.with_name(path.name + ".tmp")
     with open(temporary, "wb") as out:
         out.write(content)
         out.flush()
         os.fsync(out.fileno())
     os.replace(temporary, path)
+    if not sync_directory:
+        return
     directory = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(directory)

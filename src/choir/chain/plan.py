@@ -145,7 +145,9 @@ class BatchPlanner:
                 )
             )
         else:
-            group.append(token_transfer_metas(source_meta, target_meta, self._authority_meta, transfer.amount))
+            group.append(
+                token_transfer_metas(source_meta, target_meta, self._authority_meta, transfer.amount)
+            )
         return group
 
     def _create(self, name: str, address: Pubkey) -> list[Ix]:
