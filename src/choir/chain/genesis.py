@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from solders.account import Account
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.signature import Signature
@@ -149,14 +150,13 @@ async def ensure_genesis(
 
 
 def _verify_done(
-    mint: Mint, multisig_account: object, treasury: TreasuryMultisig, supply: int, decimals: int
+    mint: Mint, multisig_account: Account | None, treasury: TreasuryMultisig, supply: int, decimals: int
 ) -> None:
     if mint.supply != supply or mint.decimals != decimals:
         raise ChainError(f"the CHOIR mint holds supply {mint.supply} with {mint.decimals} decimals")
-    data = getattr(multisig_account, "data", None)
-    if data is None:
+    if multisig_account is None:
         raise ChainError("the CHOIR mint exists but the treasury multisig does not")
-    multisig = Multisig.from_bytes(bytes(data))
+    multisig = Multisig.from_bytes(bytes(multisig_account.data))
     if multisig.m != treasury.threshold or tuple(multisig.signers[: multisig.n]) != treasury.signers:
         raise ChainError("the treasury multisig on chain differs from the configured one")
 
