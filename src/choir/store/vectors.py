@@ -143,8 +143,13 @@ class Hit:
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any], score: float) -> Hit:
-        return cls(payload["message_id"], payload["thread_id"], float(score), payload["content_hash"],
-                   payload["author"])
+        return cls(
+            payload["message_id"],
+            payload["thread_id"],
+            float(score),
+            payload["content_hash"],
+            payload["author"],
+        )
 
 
 @runtime_checkable
@@ -277,7 +282,9 @@ class AsyncVectorIndex:
     async def count(self) -> int:
         return await asyncio.to_thread(self.sync.count)
 
-    async def set_thread_meta(self, thread_id: str, co_authors: Sequence[str], visibility: Visibility) -> None:
+    async def set_thread_meta(
+        self, thread_id: str, co_authors: Sequence[str], visibility: Visibility
+    ) -> None:
         await asyncio.to_thread(self.sync.set_thread_meta, thread_id, co_authors, visibility)
 
     async def optimize(self) -> None:
@@ -301,7 +308,8 @@ def _take(items: Iterator[T], n: int) -> list[T]:
 # Runs in a child process: EdgeShard.optimize() holds the GIL, so only another process can run it without
 # stalling the server. Niced because the server keeps answering on the same cores meanwhile.
 _OPTIMIZER_SCRIPT = """
-import os, sys
+import ctypes, os, signal, sys
+ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: never outlive the server that started it
 import qdrant_edge
 os.nice(10)
 shard = qdrant_edge.EdgeShard.load(sys.argv[1])
@@ -364,7 +372,7 @@ class EdgeVectorIndex:
         try:
             self._gen_dir, self._shard = self._open_current()
             info = self._shard.info()
-            self._unoptimized_points = max(0, info.points_count - info.indexed_vectors_count)
+            self._unoptimized_points: int = max(0, int(info.points_count) - int(info.indexed_vectors_count))
         except BaseException:
             self._lock_file.close()
             raise
@@ -385,7 +393,9 @@ class EdgeVectorIndex:
             shard = self._qe.EdgeShard.create(str(gen_dir), self._config)
             for key, schema in _PAYLOAD_INDEXES.items():
                 shard.update(
-                    self._qe.UpdateOperation.create_field_index(key, getattr(self._qe.PayloadSchemaType, schema))
+                    self._qe.UpdateOperation.create_field_index(
+                        key, getattr(self._qe.PayloadSchemaType, schema)
+                    )
                 )
             shard.flush()
             _write_current(self._root, gen_dir.name)
@@ -426,7 +436,9 @@ class EdgeVectorIndex:
         if not rows:
             return
         qe = self._qe
-        self._apply(qe.UpdateOperation.upsert_points([qe.Point(pid, vec, payload) for pid, vec, payload in rows]))
+        self._apply(
+            qe.UpdateOperation.upsert_points([qe.Point(pid, vec, payload) for pid, vec, payload in rows])
+        )
         with self._write_lock:
             self._unoptimized_points += len(rows)
             due = self._background and self._unoptimized_points >= self._every
@@ -444,7 +456,9 @@ class EdgeVectorIndex:
     def set_thread_meta(self, thread_id: str, co_authors: Sequence[str], visibility: Visibility) -> None:
         _check_visibility(visibility)
         payload = {"co_authors": _check_co_authors(co_authors), "visibility": visibility}
-        self._apply(self._qe.UpdateOperation.set_payload_by_filter(self._match("thread_id", thread_id), payload))
+        self._apply(
+            self._qe.UpdateOperation.set_payload_by_filter(self._match("thread_id", thread_id), payload)
+        )
 
     # -- reads ------------------------------------------------------------------------------------------
 
@@ -488,7 +502,9 @@ class EdgeVectorIndex:
         qe = self._qe
         offset = None
         while True:
-            request = qe.ScrollRequest(offset=offset, limit=SCROLL_PAGE_SIZE, with_payload=True, with_vector=True)
+            request = qe.ScrollRequest(
+                offset=offset, limit=SCROLL_PAGE_SIZE, with_payload=True, with_vector=True
+            )
             with self._lock:
                 records, offset = self._live().scroll(request)
             for record in records:
@@ -530,8 +546,10 @@ class EdgeVectorIndex:
 
     def _cycle(self) -> None:
         with self._cycle_lock:
-            new_dir, copied_points = self._copy_live()
+            # Only a cycle (this one, under _cycle_lock) moves the live generation, so the name is stable.
+            new_dir = self._root / _generation_name(_generation_number(self._gen_dir) + 1)
             try:
+                copied_points = self._copy_live(new_dir)
                 self._optimize_copy(new_dir)
                 new_shard = self._qe.EdgeShard.load(str(new_dir), self._config)
             except BaseException:
@@ -543,19 +561,19 @@ class EdgeVectorIndex:
             if old_dir is not None:
                 shutil.rmtree(old_dir, ignore_errors=True)
 
-    def _copy_live(self) -> tuple[Path, int]:
+    def _copy_live(self, new_dir: Path) -> int:
+        """Copy the live shard to `new_dir`; return the un-optimized point count the copy holds."""
         # Writers wait during the copy (reads go on) so the copy is one consistent state; the journal
         # starts at that same instant.
         with self._write_lock:
             with self._lock:
                 shard = self._live()
                 shard.flush()
-            new_dir = self._root / _generation_name(_generation_number(self._gen_dir) + 1)
             shutil.rmtree(new_dir, ignore_errors=True)
             shutil.copytree(self._gen_dir, new_dir)
             self._journal = []
             self._journal_overflowed = False
-            return new_dir, self._unoptimized_points
+            return self._unoptimized_points
 
     def _optimize_copy(self, new_dir: Path) -> None:
         with self._write_lock:
@@ -576,7 +594,9 @@ class EdgeVectorIndex:
         finally:
             self._child = None
         if child.returncode != 0:
-            raise VectorIndexError(f"optimizer exited {child.returncode}: {stderr.decode(errors='replace')[-2000:]}")
+            raise VectorIndexError(
+                f"optimizer exited {child.returncode}: {stderr.decode(errors='replace')[-2000:]}"
+            )
 
     def _swap(self, new_shard: Any, new_dir: Path, copied_points: int) -> Path | None:
         with self._write_lock:
