@@ -18,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from choir import errors_http
+from choir import errors_http, observability
 from choir.auth.service import AuthService
 from choir.config import Settings
 from choir.coordinator import AsyncCoordinator, Clock, Coordinator, system_clock
@@ -129,6 +129,7 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         choir = build(settings, clock)
         app.state.choir = choir
+        observability.install(choir)  # JSON logs and this server's metrics, before anything commits
         loop = asyncio.get_running_loop()
         choir.coordinator.sync.listeners.append(_listener(loop, choir.outbox))
         choir.coordinator.start()
@@ -162,6 +163,7 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
     from choir.realtime.socket import websocket_endpoint
 
     app.include_router(router)
+    app.include_router(observability.router)  # /metrics, /api/stats, /api/treasury, /api/audit
     app.add_api_websocket_route("/ws", websocket_endpoint)
     if WEB_DIR.is_dir():
         app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")

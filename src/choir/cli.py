@@ -68,3 +68,33 @@ def serve(
 
 def main() -> None:  # pragma: no cover - entry point
     sys.exit(app())
+
+
+@app.command()
+def audit(
+    data_dir: Path | None = typer.Option(None, help="Data directory [CHOIR_DATA_DIR, default ./choir-data]."),
+    database_url: str | None = typer.Option(
+        None, help="Store URL [CHOIR_DATABASE_URL, default SQLite in data dir]."
+    ),
+    index: bool = typer.Option(
+        True, "--index/--no-index", help="Also check the vector index against the store."
+    ),
+) -> None:
+    """Prove conservation and coherence from the store alone; exit 1 on any finding, 2 if it cannot audit."""
+    from choir.observability.commands import audit_command
+
+    raise typer.Exit(audit_command(data_dir, database_url, index, typer.echo))
+
+
+@app.command()
+def stats(
+    data_dir: Path | None = typer.Option(None, help="Data directory [CHOIR_DATA_DIR, default ./choir-data]."),
+    database_url: str | None = typer.Option(
+        None, help="Store URL [CHOIR_DATABASE_URL, default SQLite in data dir]."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the stats as JSON (as GET /api/stats)."),
+) -> None:
+    """Activity, rewards, the most-cited priors, thread temperature over time, read from the store."""
+    from choir.observability.commands import stats_command
+
+    raise typer.Exit(stats_command(data_dir, database_url, as_json, typer.echo))

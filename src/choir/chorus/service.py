@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 from choir.chorus.citations import Citation
 from choir.chorus.loop import Answer, ChorusLoop
 from choir.chorus.prompts import Phase
+from choir.observability.metrics import observe_answer, timed_retrieval
 from choir.program import (
     AI_AUTHOR,
     CitationInput,
@@ -44,6 +45,7 @@ class AskRefused(Exception):
 class ChorusService:
     def __init__(self, choir: Choir, loop: ChorusLoop) -> None:
         self.choir = choir
+        loop.index = timed_retrieval(choir, loop.index)  # choir_retrieval_seconds
         self.loop = loop
         self.slots = asyncio.Semaphore(MAX_CONCURRENT_ASKS)
         self.running: dict[str, asyncio.Task[None]] = {}
@@ -72,6 +74,7 @@ class ChorusService:
         async with self.slots:
             try:
                 answer = await self.loop.run(prompt, emit)
+                observe_answer(self.choir, answer)  # phase and first-event latencies
                 await self._post(ask_id, asker, thread_id, prompt, answer)
             except asyncio.CancelledError:
                 log.info("ask %s cancelled: the asker left", ask_id)

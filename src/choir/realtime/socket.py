@@ -15,6 +15,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from choir.app import Choir, iso
 from choir.auth.origin import origin_allowed
 from choir.auth.ratelimit import TokenBucket
+from choir.observability.metrics import timed_send
 from choir.program import PostMessage, ProgramError, SubmitSpec, Visibility, Vote
 from choir.realtime import protocol
 from choir.realtime.hub import Connection
@@ -53,7 +54,7 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         with contextlib.suppress(Exception):
             await ws.close(code, reason)
 
-    conn = choir.hub.connect(address, ws.send_text, close)
+    conn = choir.hub.connect(address, timed_send(choir, ws.send_text), close)
     await ws.accept()
     if conn is None:
         await ws.send_text(protocol.error(None, "rate_limited", "at most 5 connections per user"))

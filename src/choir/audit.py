@@ -1,0 +1,437 @@
+"""The audit: proves from the store alone that CHOIR was conserved and that the state is
+coherent, and, given the vector index, that the index holds exactly the public messages.
+
+What it checks (each failure is a ``Finding`` whose ``kind`` is stable and whose ``detail``
+names the account, transfer, spec, thread or message):
+
+    supply               Σ balances = 10^19
+    negative_balance     no balance below zero
+    unknown_account      every account name is one a rule produces
+    invalid_transfer     amount > 0, debit ≠ credit, a known kind, a 128-bit hex id
+    duplicate_transfer_id
+    replay_overdraft     replaying every transfer in commit order from the genesis
+    balance_mismatch       balances never overdraws and ends exactly at the balances table
+                           (so a tampered balance and a tampered transfer are both caught)
+    escrow               a pending spec's escrow holds its stake; a settled one holds nothing
+    co_authors           a thread's co-authors are never empty, never repeated, within the limit
+    message_hash         content_hash = sha256(content), unique per thread
+    message_thread       a message belongs to a known thread
+    message_count        a thread's message count is what the store holds
+    event_seq            a thread's events are numbered 1..last_seq without a gap
+    genesis              the meta rows a store is born with are there
+With an index:
+    index_missing        a public message the index lacks
+    index_mismatch       a point whose thread, hash, author or origin differs from the store
+    index_co_authors     a point's co-authors differ from its thread's
+    index_extra          a point for a message the store does not have
+    index_private        a point from a private thread (or marked private)
+
+The store is read inside one snapshot (a read transaction), so an audit of a live server
+sees one consistent state. Rows are streamed; memory grows with accounts and messages,
+not with transfers' history.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from sqlalchemy import Connection, String, cast, func, select
+
+from choir.ledger import GENESIS_BALANCES, SUPPLY, TransferKind, account_class, escrow_account
+from choir.program import AI_AUTHOR, SpecStatus, Visibility
+from choir.store import schema
+from choir.store.sql import VERSION_KEY, Store
+from choir.store.vectors import VectorIndex
+
+# A badly corrupted store could yield millions of findings: list this many of each kind,
+# count the rest.
+MAX_FINDINGS_PER_KIND: Final = 50
+STREAM_ROWS: Final = 5000
+_TRANSFER_KINDS: Final = frozenset(k.value for k in TransferKind)
+_SPEC_STATUSES: Final = frozenset(s.value for s in SpecStatus)
+_MAX_CO_AUTHORS_DEFAULT: Final = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    kind: str
+    detail: str
+
+
+@dataclass
+class AuditReport:
+    findings: list[Finding] = field(default_factory=list)
+    # Findings past MAX_FINDINGS_PER_KIND, by kind: counted, not listed.
+    suppressed: Counter[str] = field(default_factory=Counter)
+    # What was looked at: accounts, transfers, threads, specs, messages, index points.
+    checked: Counter[str] = field(default_factory=Counter)
+    index_checked: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings and not self.suppressed
+
+    @property
+    def finding_count(self) -> int:
+        return len(self.findings) + sum(self.suppressed.values())
+
+    def add(self, kind: str, detail: str) -> None:
+        if sum(1 for f in self.findings if f.kind == kind) >= MAX_FINDINGS_PER_KIND:
+            self.suppressed[kind] += 1
+            return
+        self.findings.append(Finding(kind, detail))
+
+    def kinds(self) -> set[str]:
+        return {f.kind for f in self.findings} | set(self.suppressed)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "findings": [{"kind": f.kind, "detail": f.detail} for f in self.findings],
+            "suppressed": dict(self.suppressed),
+            "checked": dict(self.checked),
+            "index_checked": self.index_checked,
+        }
+
+    def lines(self) -> list[str]:
+        looked = ", ".join(f"{n} {what}" for what, n in sorted(self.checked.items()))
+        out = [f"checked {looked}" + ("" if self.index_checked else " (vector index not checked)")]
+        out += [f"{f.kind}: {f.detail}" for f in self.findings]
+        out += [f"{kind}: {n} more not listed" for kind, n in sorted(self.suppressed.items())]
+        out.append("audit passed" if self.ok else f"audit FAILED: {self.finding_count} findings")
+        return out
+
+
+def audit(store: Store, index: VectorIndex | None = None) -> AuditReport:
+    """Audit the store (and the index when given). Never raises on bad data: reports it."""
+    report = AuditReport()
+    with snapshot(store) as conn:
+        params = _check_meta(conn, report)
+        balances = _check_balances(conn, report)
+        _check_replay(conn, report, balances)
+        _check_specs(conn, report, balances)
+        threads = _check_threads(conn, report, params)
+        messages = _check_messages(conn, report, threads)
+        _check_events(conn, report, threads)
+    if index is not None:
+        _check_index(index, report, threads, messages)
+        report.index_checked = True
+    return report
+
+
+@contextmanager
+def snapshot(store: Store) -> Iterator[Connection]:
+    with store.engine.connect() as conn:
+        if store.dialect == "postgresql":
+            # Every statement of a REPEATABLE READ transaction sees the same snapshot.
+            snap = conn.execution_options(isolation_level="REPEATABLE READ")
+            with snap.begin():
+                yield snap
+            return
+        # pysqlite starts no transaction for a SELECT; an explicit BEGIN makes the reads of
+        # this connection one WAL snapshot (taken at the first read).
+        conn.exec_driver_sql("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.rollback()
+
+
+def _rows(conn: Connection, query: Any) -> Iterator[Any]:
+    yield from conn.execution_options(stream_results=True, yield_per=STREAM_ROWS).execute(query)
+
+
+def _amount(text: Any) -> int | None:
+    """A stored amount, or None when the text is not a decimal integer."""
+    if not isinstance(text, str) or not text.lstrip("-").isdigit():
+        return None
+    return int(text)
+
+
+# -- the ledger ---------------------------------------------------------------------------
+
+
+def _check_meta(conn: Connection, report: AuditReport) -> dict[str, Any]:
+    rows = dict(conn.execute(select(schema.meta.c.key, schema.meta.c.value)).all())
+    for key in ("genesis_at", "params", VERSION_KEY):
+        if key not in rows:
+            report.add("genesis", f"meta row {key!r} is missing")
+    try:
+        params: dict[str, Any] = json.loads(rows.get("params", "{}"))
+    except ValueError:
+        report.add("genesis", "meta row 'params' is not JSON")
+        params = {}
+    return params
+
+
+def _check_balances(conn: Connection, report: AuditReport) -> dict[str, int]:
+    b = schema.balances
+    balances: dict[str, int] = {}
+    for account, text in _rows(conn, select(b.c.account, cast(b.c.amount, String))):
+        report.checked["accounts"] += 1
+        amount = _amount(text)
+        if amount is None:
+            report.add("balance_mismatch", f"account {account}: stored balance {text!r} is not an integer")
+            continue
+        balances[account] = amount
+        if amount < 0:
+            report.add("negative_balance", f"account {account} holds {amount}")
+        if not _known_account(account):
+            report.add("unknown_account", f"balance row for {account!r}, a name no rule produces")
+    total = sum(balances.values())
+    if total != SUPPLY:
+        report.add("supply", f"balances sum to {total}, not the supply {SUPPLY} (off by {total - SUPPLY})")
+    return balances
+
+
+def _known_account(account: str) -> bool:
+    try:
+        account_class(account)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_replay(conn: Connection, report: AuditReport, balances: dict[str, int]) -> None:
+    t = schema.transfers
+    query = select(t.c.position, t.c.id, t.c.debit, t.c.credit, cast(t.c.amount, String), t.c.kind).order_by(
+        t.c.position
+    )
+    running = dict(GENESIS_BALANCES)
+    seen: set[str] = set()
+    overdrawn: set[str] = set()
+    for position, tid, debit, credit, text, kind in _rows(conn, query):
+        report.checked["transfers"] += 1
+        name = f"transfer {tid} (position {position})"
+        amount = _transfer_problems(report, name, tid, debit, credit, text, kind)
+        if tid in seen:
+            report.add("duplicate_transfer_id", f"{name}: its id was already used by an earlier transfer")
+        seen.add(tid)
+        if amount is None:
+            continue
+        running[debit] = running.get(debit, 0) - amount
+        running[credit] = running.get(credit, 0) + amount
+        if running[debit] < 0 and debit not in overdrawn:
+            overdrawn.add(debit)
+            report.add("replay_overdraft", f"{name} overdraws {debit} to {running[debit]}")
+    for account in sorted(running.keys() | balances.keys()):
+        replayed, stored = running.get(account, 0), balances.get(account, 0)
+        if replayed != stored:
+            report.add(
+                "balance_mismatch",
+                f"account {account}: the balances table says {stored}, replaying the transfers gives "
+                f"{replayed} (off by {stored - replayed})",
+            )
+
+
+def _transfer_problems(
+    report: AuditReport, name: str, tid: Any, debit: str, credit: str, text: Any, kind: str
+) -> int | None:
+    """Report what is malformed about one transfer; its amount when it can be replayed."""
+    if not (isinstance(tid, str) and len(tid) == 32 and all(c in "0123456789abcdef" for c in tid)):
+        report.add("invalid_transfer", f"{name}: id is not 32 lowercase hex digits")
+    if kind not in _TRANSFER_KINDS:
+        report.add("invalid_transfer", f"{name}: unknown kind {kind!r}")
+    if debit == credit:
+        report.add("invalid_transfer", f"{name}: moves {debit} to itself")
+    for account in (debit, credit):
+        if not _known_account(account):
+            report.add("unknown_account", f"{name} names {account!r}, a name no rule produces")
+    amount = _amount(text)
+    if amount is None:
+        report.add("invalid_transfer", f"{name}: amount {text!r} is not an integer")
+        return None
+    if amount <= 0 or amount > SUPPLY:
+        report.add("invalid_transfer", f"{name}: amount {amount} is not in 1..{SUPPLY}")
+        return None
+    return amount if debit != credit else None
+
+
+def _check_specs(conn: Connection, report: AuditReport, balances: dict[str, int]) -> None:
+    s = schema.specs
+    spec_escrows: set[str] = set()
+    for spec_id, status, text in _rows(conn, select(s.c.spec_id, s.c.status, cast(s.c.stake, String))):
+        report.checked["specs"] += 1
+        account = escrow_account(spec_id)
+        spec_escrows.add(account)
+        held = balances.get(account, 0)
+        if status == SpecStatus.PENDING:
+            if _amount(text) != held:
+                report.add("escrow", f"pending spec {spec_id}: escrow holds {held}, its stake is {text}")
+        elif status in _SPEC_STATUSES:
+            if held != 0:
+                report.add("escrow", f"{status} spec {spec_id} still holds {held} in escrow")
+        else:
+            report.add("escrow", f"spec {spec_id} has an unknown status {status!r}")
+    for account, held in balances.items():
+        if account.startswith("escrow:") and account not in spec_escrows and held != 0:
+            report.add("escrow", f"{account} holds {held} but no such spec exists")
+
+
+# -- threads, messages, events ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Thread:
+    visibility: str
+    co_authors: tuple[str, ...]
+    message_count: int
+    last_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Message:
+    thread_id: str
+    content_hash: str
+    author: str
+
+
+def _check_threads(conn: Connection, report: AuditReport, params: dict[str, Any]) -> dict[str, _Thread]:
+    t = schema.threads
+    limit = int(params.get("max_co_authors", _MAX_CO_AUTHORS_DEFAULT))
+    threads: dict[str, _Thread] = {}
+    query = select(t.c.thread_id, t.c.visibility, cast(t.c.members, String), t.c.message_count, t.c.last_seq)
+    for thread_id, visibility, members, message_count, last_seq in _rows(conn, query):
+        report.checked["threads"] += 1
+        co_authors = _co_authors(members)
+        if co_authors is None:
+            report.add("co_authors", f"thread {thread_id}: its co-author list is unreadable")
+            co_authors = ()
+        if not co_authors:
+            report.add("co_authors", f"thread {thread_id} has no co-author")
+        if len(set(co_authors)) != len(co_authors):
+            twice = sorted(a for a, n in Counter(co_authors).items() if n > 1)
+            report.add("co_authors", f"thread {thread_id} lists {', '.join(twice)} more than once")
+        if len(co_authors) > limit:
+            report.add("co_authors", f"thread {thread_id} has {len(co_authors)} co-authors (limit {limit})")
+        threads[thread_id] = _Thread(visibility, co_authors, message_count, last_seq)
+    return threads
+
+
+def _co_authors(text: str) -> tuple[str, ...] | None:
+    """The addresses of a stored member list (``[[address, joined_at], ...]``)."""
+    try:
+        members = json.loads(text)
+        return tuple(str(m[0]) for m in members)
+    except (ValueError, TypeError, IndexError, KeyError):
+        return None
+
+
+def _check_messages(
+    conn: Connection, report: AuditReport, threads: dict[str, _Thread]
+) -> dict[str, _Message]:
+    m = schema.messages
+    messages: dict[str, _Message] = {}
+    hashes: set[tuple[str, str]] = set()
+    counts: Counter[str] = Counter()
+    query = select(m.c.message_id, m.c.thread_id, m.c.author, m.c.content, m.c.content_hash)
+    for message_id, thread_id, author, content, stored_hash in _rows(conn, query):
+        report.checked["messages"] += 1
+        counts[thread_id] += 1
+        actual = hashlib.sha256(content.encode()).hexdigest()
+        if actual != stored_hash:
+            report.add(
+                "message_hash",
+                f"message {message_id} in {thread_id}: stored hash {stored_hash[:12]}… but its content "
+                f"hashes to {actual[:12]}…",
+            )
+        if (thread_id, stored_hash) in hashes:
+            report.add("message_hash", f"message {message_id}: its hash appears twice in {thread_id}")
+        hashes.add((thread_id, stored_hash))
+        if thread_id not in threads:
+            report.add("message_thread", f"message {message_id} belongs to unknown thread {thread_id}")
+        messages[message_id] = _Message(thread_id, stored_hash, author)
+    for thread_id, thread in threads.items():
+        if counts[thread_id] != thread.message_count:
+            report.add(
+                "message_count",
+                f"thread {thread_id} counts {thread.message_count} messages, the store holds "
+                f"{counts[thread_id]}",
+            )
+    return messages
+
+
+def _check_events(conn: Connection, report: AuditReport, threads: dict[str, _Thread]) -> None:
+    e = schema.events
+    query = select(e.c.thread_id, func.count(), func.min(e.c.seq), func.max(e.c.seq)).group_by(e.c.thread_id)
+    seen: set[str] = set()
+    for thread_id, count, low, high in conn.execute(query):
+        report.checked["events"] += count
+        seen.add(thread_id)
+        thread = threads.get(thread_id)
+        last = thread.last_seq if thread else None
+        if (low, high, count) != (1, last, last):
+            report.add(
+                "event_seq",
+                f"thread {thread_id}: events numbered {low}..{high} ({count} of them), "
+                f"expected 1..{last} without a gap",
+            )
+    for thread_id, thread in threads.items():
+        if thread_id not in seen and thread.last_seq:
+            report.add("event_seq", f"thread {thread_id}: last seq {thread.last_seq} but no stored event")
+
+
+# -- the vector index ---------------------------------------------------------------------
+
+
+def _check_index(
+    index: VectorIndex,
+    report: AuditReport,
+    threads: dict[str, _Thread],
+    messages: dict[str, _Message],
+) -> None:
+    expected = {
+        mid
+        for mid, msg in messages.items()
+        if (t := threads.get(msg.thread_id)) is not None and t.visibility == Visibility.PUBLIC
+    }
+    present: set[str] = set()
+    for point in index.scroll_all():
+        report.checked["index points"] += 1
+        present.add(point.message_id)
+        _check_point(point, report, threads, messages)
+    for mid in sorted(expected - present):
+        msg = messages[mid]
+        report.add("index_missing", f"public message {mid} in {msg.thread_id} is not in the vector index")
+
+
+def _check_point(
+    point: Any, report: AuditReport, threads: dict[str, _Thread], messages: dict[str, _Message]
+) -> None:
+    mid = point.message_id
+    msg = messages.get(mid)
+    if msg is None:
+        report.add(
+            "index_extra", f"the index holds message {mid} (thread {point.thread_id}); the store does not"
+        )
+        return
+    thread = threads.get(msg.thread_id)
+    if point.visibility != Visibility.PUBLIC or (
+        thread is not None and thread.visibility != Visibility.PUBLIC
+    ):
+        report.add("index_private", f"the index holds message {mid} of private thread {msg.thread_id}")
+        return
+    differs = [
+        f"{what} {got!r} (store: {want!r})"
+        for what, got, want in (
+            ("thread", point.thread_id, msg.thread_id),
+            ("hash", point.content_hash, msg.content_hash),
+            ("author", point.author, msg.author),
+            ("is_ai", point.is_ai, msg.author == AI_AUTHOR),
+        )
+        if got != want
+    ]
+    if differs:
+        report.add("index_mismatch", f"index point of message {mid} has " + ", ".join(differs))
+    if thread is not None and sorted(point.co_authors) != sorted(thread.co_authors):
+        report.add(
+            "index_co_authors",
+            f"index point of message {mid} lists co-authors {sorted(point.co_authors)}, thread "
+            f"{msg.thread_id} has {sorted(thread.co_authors)}",
+        )
