@@ -6,9 +6,20 @@ from pathlib import Path
 
 import pytest
 from chain_harness import Chain, make_chain, new_address
+from solders.keypair import Keypair
 from solders.token.state import Mint
 
-from choir.chain import FileCursorStore, LiteSvmBackend, MemoryFeed
+from choir.chain import (
+    SUPPLY,
+    CustodyLayout,
+    FileCursorStore,
+    LiteSvmBackend,
+    MemoryFeed,
+    SettlementWorker,
+    TreasuryMultisig,
+    open_embedded_chain,
+    reconcile,
+)
 from choir.chain.cursor import Checkpoint
 from choir.chain.genesis import GENESIS_BALANCES
 
@@ -71,3 +82,25 @@ async def test_chain_snapshots_live_in_one_sidecar_named_by_their_hash(tmp_path:
     second.write_bytes(b"tampered")
     with pytest.raises(ValueError, match="does not match"):
         await store.load()
+
+
+async def test_the_embedded_chain_comes_back_from_its_store_on_start(tmp_path: Path) -> None:
+    authority, keys = Keypair(), [Keypair(), Keypair()]
+    treasury = TreasuryMultisig(2, tuple(k.pubkey() for k in keys))
+    store = FileCursorStore(tmp_path / "cp.json")
+    feed = MemoryFeed(GENESIS_BALANCES)
+    user = f"user:{new_address()}"
+    feed.transfer("treasury", user, 123)
+
+    backend = await open_embedded_chain(store, authority, treasury, GENESIS_BALANCES)
+    worker = SettlementWorker(backend, authority, keys, feed, store)
+    await worker.start()
+    assert await worker.settle_once() is not None
+
+    # A new process: same store, nothing else.
+    again = await open_embedded_chain(store, authority, treasury, GENESIS_BALANCES)
+    layout = CustodyLayout(authority.pubkey())
+    assert await reconcile(again, layout, feed.balances, SUPPLY) == []
+    feed.transfer(user, "escrow:s", 23)
+    assert await SettlementWorker(again, authority, keys, feed, store).settle_once() is not None
+    assert await reconcile(again, layout, feed.balances, SUPPLY) == []

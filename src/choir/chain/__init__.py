@@ -13,6 +13,7 @@ from choir.chain.anchor import (
 from choir.chain.backend import ChainBackend, RecentBlockhash, RetryPolicy, SnapshottingBackend, TxStatus
 from choir.chain.coherence import coherence_differences
 from choir.chain.cursor import Checkpoint, CursorStore, FileCursorStore
+from choir.chain.embedded import open_embedded_chain
 from choir.chain.errors import (
     BlockhashExpired,
     ChainError,
@@ -82,6 +83,7 @@ __all__ = [
     "custody_seed",
     "ensure_genesis",
     "merkle_root",
+    "open_embedded_chain",
     "read_anchor",
     "reconcile",
     "verify_on_chain",
