@@ -31,6 +31,7 @@ from choir.chain.wire import (
     TxPacker,
     build_transaction,
     compact_u16,
+    resign_with_blockhash,
     to_instruction,
 )
 
@@ -249,3 +250,17 @@ def test_token_instructions_match_solana_pys_encoders() -> None:
         create_associated_token_account_idempotent(owner, dest, mint, ata),
         spl.create_idempotent_associated_token_account(owner, dest, mint),
     )
+
+
+def test_re_signing_keeps_the_instructions_and_changes_only_the_blockhash() -> None:
+    payer, member = Keypair(), Keypair()
+    a, b, ms = _keys(3)
+    ixs = [token_transfer(a, b, ms, 5, [member.pubkey()]), memo("choir:v1 nonce 7")]
+    old = build_transaction(payer, ixs, Hash.new_unique(), [member])
+    fresh = Hash.new_unique()
+    new = resign_with_blockhash(old.raw, bytes(fresh), [payer, member])
+    before, after = Transaction.from_bytes(old.raw), Transaction.from_bytes(new.raw)
+    assert after.message.recent_blockhash == fresh != before.message.recent_blockhash
+    assert after.message.instructions == before.message.instructions
+    assert after.message.account_keys == before.message.account_keys
+    assert after.verify_with_results() == [True, True] and new.signature != old.signature
