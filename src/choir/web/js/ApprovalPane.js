@@ -3,7 +3,7 @@
 
 import { formatChoir } from "./amount.js";
 import { h, fill, formatTime } from "./dom.js";
-import { accountLabel, label, me } from "./names.js";
+import { accountLabel, label, me, nameNode } from "./names.js";
 import { describeError } from "./notify.js";
 
 const OUTCOMES_SHOWN_MAX = 5;
@@ -69,7 +69,7 @@ export class ApprovalPane {
     const error = h("p", { class: "form-error", role: "alert" });
     return h("li", { class: "spec", dataset: { specId: spec.spec_id } },
       h("div", { class: "spec-head" },
-        h("span", { class: "author" }, label(spec.author)),
+        nameNode(spec.author, "author"),
         h("span", { class: "stake" }, `stakes ${formatChoir(spec.stake)}`)),
       h("p", { class: "spec-content" }, spec.content),
       h("p", { class: "muted small" },
@@ -77,7 +77,7 @@ export class ApprovalPane {
       h("ul", { class: "votes", "aria-label": "Votes" }, spec.voters.map((voter) => {
         const vote = votedBy.get(voter);
         const text = vote === undefined ? "not yet" : vote ? "approves" : "denies";
-        return h("li", { class: vote === undefined ? "vote" : vote ? "vote yes" : "vote no" }, `${label(voter)}: ${text}`);
+        return h("li", { class: vote === undefined ? "vote" : vote ? "vote yes" : "vote no" }, nameNode(voter), `: ${text}`);
       })),
       canVote ? h("div", { class: "row vote-actions" },
         h("button", { type: "button", class: "primary", onclick: (e) => this._vote(spec, true, e.target, error) }, "Approve"),
@@ -104,18 +104,24 @@ export class ApprovalPane {
   _outcome({ spec_id: specId, outcome, transfers, spec }) {
     return h("li", { class: `spec outcome outcome-${outcome}`, dataset: { specId, outcome } },
       h("div", { class: "spec-head" },
-        h("span", { class: "author" }, spec ? label(spec.author) : "A spec"),
+        spec ? nameNode(spec.author, "author") : h("span", { class: "author" }, "A spec"),
         h("span", { class: `badge outcome-badge` }, outcome)),
       h("p", { class: "small" }, OUTCOME_TEXT[outcome] || outcome),
       transfers?.length ? h("ul", { class: "transfers", "aria-label": "Token movements" },
-        transfers.map((t) => h("li", {}, `${formatChoir(t.amount)}: ${accountLabel(t.debit)} → ${accountLabel(t.credit)}`))) : null);
+        transfers.map((t) => h("li", {}, `${formatChoir(t.amount)}: `, accountNode(t.debit), " → ", accountNode(t.credit)))) : null);
   }
 }
 
-/** One line for the message flow when a spec settles. */
+/** One line for the message flow when a spec settles (nodes, so names can update). */
 export function outcomeNote(data, spec) {
-  const who = spec ? label(spec.author) : "A spec's author";
-  const moved = (data.transfers || []).map((t) => `${formatChoir(t.amount)} → ${accountLabel(t.credit)}`).join(", ");
-  const what = { approved: `${who}'s spec was approved`, denied: `${who}'s spec was denied`, mixed: `${who}'s spec was rejected by a split vote`, expired: `${who}'s spec expired` }[data.outcome] || `Spec ${data.outcome}`;
-  return moved ? `${what} · ${moved}` : what;
+  const who = spec ? [nameNode(spec.author), "'s spec"] : ["A spec"];
+  const what = { approved: " was approved", denied: " was denied", mixed: " was rejected by a split vote", expired: " expired" }[data.outcome] || ` ${data.outcome}`;
+  const moved = (data.transfers || []).flatMap((t, i) => [i ? ", " : " · ", `${formatChoir(t.amount)} → `, accountNode(t.credit)]);
+  return [...who, what, ...moved];
+}
+
+/** An account of a transfer ("user:…" follows the person's name). */
+export function accountNode(account) {
+  const [kind, rest] = String(account).split(/:(.*)/s);
+  return kind === "user" ? nameNode(rest) : h("span", {}, accountLabel(account));
 }

@@ -6,7 +6,7 @@ import { formatChoir, parseChoir, toInput, units } from "./amount.js";
 import { ApprovalPane, outcomeNote } from "./ApprovalPane.js";
 import { h, fill, spinner } from "./dom.js";
 import { MessageFlow } from "./MessageFlow.js";
-import { label, learn, me } from "./names.js";
+import { learn, me, nameNode } from "./names.js";
 import { describeError, notify } from "./notify.js";
 import { accountBalance } from "./WalletView.js";
 
@@ -127,11 +127,11 @@ export class ChoirChat {
         break;
       case "spec.submitted":
         this.approval.submitted(data);
-        this.flow.note(`${label(data.author)} submitted a spec, staking ${formatChoir(data.stake)}`, { seq });
+        this.flow.note([nameNode(data.author), ` submitted a spec, staking ${formatChoir(data.stake)}`], { seq });
         break;
       case "spec.voted":
         this.approval.voted(data);
-        this.flow.note(`${label(data.voter)} ${data.approve ? "approved" : "denied"} a spec`, { seq });
+        this.flow.note([nameNode(data.voter), ` ${data.approve ? "approved" : "denied"} a spec`], { seq });
         break;
       case "spec.settled":
         this.flow.note(outcomeNote(data, this.approval.specs.get(data.spec_id)), { seq, kind: "money" });
@@ -140,11 +140,11 @@ export class ChoirChat {
         this.deps.wallet.refresh();
         break;
       case "coauthor.joined":
-        this.flow.note(`${label(data.address)} is now a co-author`, { seq, kind: "join" });
+        this.flow.note([nameNode(data.address), " is now a co-author"], { seq, kind: "join" });
         this.refreshThread();
         break;
       case "coauthor.left":
-        this.flow.note(`${label(data.address)} left, taking ${formatChoir(data.amount)}`, { seq, kind: "money" });
+        this.flow.note([nameNode(data.address), ` left, taking ${formatChoir(data.amount)}`], { seq, kind: "money" });
         this.refreshThread();
         this.deps.wallet.refresh();
         break;
@@ -183,7 +183,7 @@ export class ChoirChat {
         balance.textContent = formatChoir(units);
         balance.dataset.units = units;
       }).catch(() => {});
-      return h("li", { class: "chip", dataset: { address } }, h("span", {}, label(address)), " ", balance);
+      return h("li", { class: "chip", dataset: { address } }, nameNode(address), " ", balance);
     }));
     fill(this.header,
       h("h1", { tabindex: "-1" }, t.title),
@@ -295,7 +295,7 @@ export class ChoirChat {
   }
 
   _refreshStakeHints() {
-    if (!this.stakeHints?.isConnected || !this.thread) return;
+    if (!this.stakeHints || !this.thread) return;
     this.stakeHints.textContent = `Minimum ${formatChoir(this.thread.min_stake)} · recommended ${formatChoir(this.thread.recommended_stake)} · your balance ${formatChoir(this.deps.wallet.balance())}`;
   }
 

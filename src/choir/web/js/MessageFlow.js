@@ -4,7 +4,7 @@
 
 import { h, fill, formatTime, spinner } from "./dom.js";
 import { linkCitations, renderServerHtml } from "./markup.js";
-import { AI_AUTHOR, label, me } from "./names.js";
+import { AI_AUTHOR, label, me, nameNode } from "./names.js";
 import { describeError } from "./notify.js";
 
 const PHASES = {
@@ -144,7 +144,7 @@ export class MessageFlow {
     },
       h("article", { "aria-label": `Message from ${label(m.author)}` },
         h("header", { class: "message-head" },
-          h("span", { class: "author" }, label(m.author)),
+          nameNode(m.author, "author"),
           isAi ? h("span", { class: "badge ai-badge" }, "AI") : null,
           when ? h("time", { datetime: when, class: "muted small" }, formatTime(when)) : null),
         body,

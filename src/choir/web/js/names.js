@@ -1,6 +1,6 @@
 // Who is who: display names learnt from the server, short addresses otherwise.
 
-import { shortAddress } from "./dom.js";
+import { h, shortAddress } from "./dom.js";
 
 export const AI_AUTHOR = "choir-ai";
 const known = new Map();
@@ -15,9 +15,24 @@ export function me() {
   return myAddress;
 }
 
-/** Remember names from GET /api/threads/{id}'s display_names (address → name). */
+/** Remember names from GET /api/threads/{id}'s display_names (address → name), and show them. */
 export function learn(displayNames) {
-  for (const [address, name] of Object.entries(displayNames || {})) if (name) known.set(address, name);
+  const changed = [];
+  for (const [address, name] of Object.entries(displayNames || {})) {
+    if (name && known.get(address) !== name) {
+      known.set(address, name);
+      changed.push(address);
+    }
+  }
+  if (!changed.length) return;
+  for (const node of document.querySelectorAll("[data-name-of]")) {
+    if (changed.includes(node.dataset.nameOf)) node.textContent = label(node.dataset.nameOf);
+  }
+}
+
+/** A person's name as a node that follows what is learnt later (a spec's author, once a co-author). */
+export function nameNode(address, className = "") {
+  return h("span", { class: className || null, dataset: { nameOf: address } }, label(address));
 }
 
 export function nameOf(address) {
