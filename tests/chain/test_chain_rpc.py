@@ -32,7 +32,7 @@ from choir.chain import (
     read_anchor,
     reconcile,
 )
-from choir.chain.backend import land
+from choir.chain.backend import TxStatus, land
 from choir.chain.instructions import mint_to
 from choir.chain.rpc_backend import RpcBackend
 from choir.chain.wire import build_transaction
@@ -99,6 +99,13 @@ async def test_rpc_failures_map_to_chain_errors(cluster: tuple[LoopbackCluster, 
     mint_again = mint_to(layout.mint, layout.custody_address("treasury"), authority.pubkey(), 1)
     with pytest.raises(TransactionRejected, match="Custom"):
         await land(rpc, build_transaction(authority, [mint_again], recent.blockhash), recent, FAST)
+
+    # Sending a landed transaction again is no error: the cluster processed it once, and says so.
+    recent = await rpc.latest_blockhash()
+    noop = build_transaction(authority, [], recent.blockhash)
+    assert (await land(rpc, noop, recent, FAST)).ok
+    assert await rpc.send_raw(noop) is None
+    assert await rpc.statuses([noop.signature]) == [TxStatus(noop.signature)]
 
     # A transaction that never landed while its blockhash lived is reported expired, never resent blindly.
     recent = await rpc.latest_blockhash()
