@@ -53,6 +53,7 @@ class Connection:
         self.subs: dict[str, Subscription] = {}
         self.state = ConnState.OPEN
         self.close_code: int | None = None
+        self.closing: asyncio.Task[None] | None = None
 
     def offer(self, frame: str) -> bool:
         """Queue a frame without waiting; a full queue means the client cannot keep up."""
@@ -75,7 +76,8 @@ class Connection:
             return
         self.state = ConnState.CLOSING
         self.close_code = code
-        asyncio.get_running_loop().create_task(self._close(code, reason))
+        # Kept, so the task is not collected while it waits for the socket to flush.
+        self.closing = asyncio.get_running_loop().create_task(self._close(code, reason))
         # Wake the writer so it can finish.
         while not self.queue.empty():
             self.queue.get_nowait()

@@ -4,7 +4,6 @@ and answer each with an ``ack`` or an ``error``; events arrive through the hub."
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -36,6 +35,8 @@ POLICY_VIOLATION = 1008
 MAX_CONTENT_BYTES = 16 * 1024
 FRAMES_PER_MINUTE = 100
 REPLAY_PAGE = 500
+# How long a closing socket may take to flush its close frame before it is dropped unread.
+CLOSE_TIMEOUT_S = 10.0
 
 
 async def websocket_endpoint(ws: WebSocket) -> None:
@@ -50,9 +51,18 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         await ws.close(POLICY_VIOLATION)
         return
 
+    reader: asyncio.Task[None] | None = None
+
     async def close(code: int, reason: str) -> None:
-        with contextlib.suppress(Exception):
-            await ws.close(code, reason)
+        try:
+            # The close frame queues behind whatever the socket still buffers: a client that
+            # reads nothing never gets it, and must not hold its place among the 5 forever.
+            await asyncio.wait_for(ws.close(code, reason), CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            if reader is not None:
+                reader.cancel()
+        except Exception:
+            log.debug("closing a socket failed", exc_info=True)
 
     conn = choir.hub.connect(address, timed_send(choir, ws.send_text), close)
     await ws.accept()
@@ -62,15 +72,19 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         return
     session = Session(choir, conn)
     writer = asyncio.create_task(conn.writer())
+    reader = asyncio.create_task(session.read_loop(ws))
     try:
-        await session.read_loop(ws)
+        await asyncio.wait({reader})
+        if not reader.cancelled():
+            reader.result()  # a failure of the read loop is the server's to report
     finally:
         choir.hub.disconnect(conn)
+        reader.cancel()
         writer.cancel()
         # An answer nobody is waiting for is not worth its model time.
         for task in session.tasks:
             task.cancel()
-        await asyncio.gather(writer, *session.tasks, return_exceptions=True)
+        await asyncio.gather(reader, writer, *session.tasks, return_exceptions=True)
 
 
 class Session:
@@ -175,13 +189,17 @@ class Session:
     async def post(self, frame_id: str, p: Post) -> None:
         _check_content(p.content)
         message_id = secrets.token_hex(12)
-        outcome = await self.choir.execute(PostMessage(self.conn.address, p.thread_id, message_id, p.content))
+        outcome = await self.choir.execute(
+            PostMessage(self.conn.address, p.thread_id, message_id, p.content, novelty_ppm=None)
+        )
         self.send_ack(frame_id, outcome.result)
 
     async def spec_submit(self, frame_id: str, p: SpecSubmit) -> None:
         _check_content(p.content)
         spec_id = secrets.token_hex(12)
-        instruction = SubmitSpec(self.conn.address, p.thread_id, spec_id, p.content, p.stake_units)
+        instruction = SubmitSpec(
+            self.conn.address, p.thread_id, spec_id, p.content, p.stake_units, novelty_ppm=None
+        )
         outcome = await self.choir.execute(instruction)
         self.send_ack(frame_id, outcome.result)
 
