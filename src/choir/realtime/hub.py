@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
@@ -40,7 +40,7 @@ class Subscription:
 
 
 Close = Callable[[int, str], Coroutine[object, object, None]]
-Send = Callable[[str], Coroutine[object, object, None]]
+Send = Callable[[str], Awaitable[None]]
 
 
 class Connection:
