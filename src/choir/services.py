@@ -41,17 +41,16 @@ async def start_services(choir: Choir) -> None:
 
     embedder = choir.extras.get("embedder") or default_embedder()
     index = await asyncio.to_thread(make_index, choir)
-    indexer = Indexer(choir.store, index, embedder, lambda: choir.state)
+    indexer = Indexer(choir.store, index, embedder, lambda: choir.state, choir.execute)
     loop = asyncio.get_running_loop()
 
     def on_commit(outcome: Outcome) -> None:
         loop.call_soon_threadsafe(indexer.offer, outcome)
 
     choir.coordinator.sync.listeners.append(on_commit)
-    caught_up = await asyncio.to_thread(indexer.catch_up)
-    if caught_up:
-        log.info("indexed %d messages the index was missing", caught_up)
     choir.tasks.append(loop.create_task(indexer.run(), name="indexer"))
+    measured = await asyncio.to_thread(indexer.catch_up)
+    await indexer.record(measured)
 
     async def fetch(message_ids: list[str]) -> Any:
         return await fetch_rows(choir, message_ids)

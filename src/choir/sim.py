@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from choir.coordinator import Coordinator
+from choir.duties import due_epochs
 from choir.ledger import ONE_CHOIR, user_account
 from choir.program import (
     CitationInput,
@@ -27,6 +28,7 @@ from choir.program import (
     PostMessage,
     ProgramError,
     RecordCitations,
+    SetNovelty,
     SettleEpoch,
     SpecStatus,
     State,
@@ -42,6 +44,7 @@ GENESIS = datetime(2026, 1, 1, tzinfo=UTC)
 # A full check of every invariant over the whole state this often (each step checks what it touched).
 FULL_CHECK_EVERY = 1000
 WELCOME = 50 * ONE_CHOIR
+SWEEP_EVERY = 10
 
 
 class SimulationFailure(Exception):
@@ -89,7 +92,6 @@ class Simulator:
         self.coordinator = Coordinator.open(Store(database_url), params, clock=lambda: self.now)
         self.actors = [f"actor{i:03d}" for i in range(actors)]
         self.counter = 0
-        self.next_epoch = 0
 
     @property
     def state(self) -> State:
@@ -101,7 +103,8 @@ class Simulator:
             self.now += timedelta(seconds=self.rng.expovariate(1 / 60))
             instruction = self.step_instruction(step)
             self.execute(step, instruction, report)
-            for epoch_instruction in self.due_epochs():
+            # The sweeper runs every few steps, as the server's does every few seconds.
+            for epoch_instruction in self.due_epochs() if step % SWEEP_EVERY == 0 else ():
                 self.execute(step, epoch_instruction, report)
             if step % FULL_CHECK_EVERY == FULL_CHECK_EVERY - 1:
                 self.full_check(step, instruction)
@@ -131,13 +134,11 @@ class Simulator:
             raise SimulationFailure(self.seed, step, instruction, str(violation)) from None
 
     def due_epochs(self) -> list[Instruction]:
-        """The sweeper's epoch settlements that came due; occasionally a repeat (a no-op)."""
-        due: list[Instruction] = []
-        while self.state.epoch_bounds(self.next_epoch)[1] <= self.now:
-            due.append(SettleEpoch(self.next_epoch))
-            self.next_epoch += 1
-        if due and self.rng.random() < 0.05:
-            due.append(SettleEpoch(self.rng.randrange(self.next_epoch)))
+        """The sweeper's epoch settlements that came due (those waiting for novelty weights
+        are retried each step); occasionally a repeat of a settled one (a no-op)."""
+        due: list[Instruction] = [SettleEpoch(e) for e in due_epochs(self.state, self.state.epoch_of(self.now))]
+        if self.state.epochs and self.rng.random() < 0.05:
+            due.append(SettleEpoch(self.rng.choice(sorted(self.state.epochs))))
         return due
 
     # -- generating instructions -------------------------------------------------------
@@ -151,7 +152,8 @@ class Simulator:
             return Grant(self.actors[step], WELCOME, f"welcome-{step}")
         makers: list[tuple[float, Callable[[], Instruction]]] = [
             (0.04, self.create_thread),
-            (0.40, self.post),
+            (0.36, self.post),
+            (0.06, self.measure),
             (0.12, self.submit_spec),
             (0.20, self.vote),
             (0.05, self.expire),
@@ -201,8 +203,16 @@ class Simulator:
         else:
             actor = self.actor()  # often not_co_author
         content = self.content() if self.rng.random() > 0.01 else "x" * (16 * 1024 + 1)
-        novelty = self.rng.randint(0, 1_000_000)
+        # A fifth of posts are measured later, as the server does (SetNovelty).
+        novelty = None if self.rng.random() < 0.2 else self.rng.randint(0, 1_000_000)
         return PostMessage(actor, thread_id, self.fresh_id("m"), content, novelty_ppm=novelty)
+
+    def measure(self) -> Instruction:
+        waiting = [m for posts in self.state.epoch_posts.values() for m, (_, w) in posts.items() if w is None]
+        if not waiting or self.rng.random() < 0.05:
+            messages = list(self.state.messages) or [self.fresh_id("m")]
+            return SetNovelty(self.rng.choice(messages), 5)  # novelty_set or message_not_found
+        return SetNovelty(self.rng.choice(sorted(waiting)), self.rng.randint(0, 1_000_000))
 
     def submit_spec(self) -> Instruction:
         thread_id = self.thread_id()

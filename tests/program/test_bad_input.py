@@ -20,6 +20,7 @@ from choir.program import (
     PostMessage,
     ProgramError,
     RecordCitations,
+    SetNovelty,
     SettleEpoch,
     SubmitSpec,
     Vote,
@@ -120,8 +121,7 @@ def _cases() -> list[tuple[str, object, str]]:
         add(f"grant-amount-{i}", Grant("dave", bad, "g2"), "invalid_amount")
         add(f"withdraw-amount-{i}", Withdraw("carol", bad, "w1"), "invalid_amount")
     for i, bad in enumerate(BAD_PPM):
-        add(f"post-novelty-{i}", PostMessage("alice", "t", "m2", "hi", bad), "invalid_payload")
-        add(f"submit-novelty-{i}", SubmitSpec("carol", "t", "s2", "hi", ONE_CHOIR, bad), "invalid_payload")
+        add(f"set-novelty-{i}", SetNovelty("m1", bad), "invalid_payload")
         cited = (CitationInput(1, "m1", bad),)
         add(f"cite-score-{i}", RecordCitations("q1", "bob", "t", cited), "invalid_payload")
         add(
@@ -129,6 +129,9 @@ def _cases() -> list[tuple[str, object, str]]:
             PostMessage(AI_AUTHOR, "t", "a1", "x", ask_id="q", citations=cited),
             "invalid_payload",
         )
+        if bad is not None:  # a post's novelty may be None: measured after publication (SetNovelty)
+            add(f"post-novelty-{i}", PostMessage("alice", "t", "m2", "hi", bad), "invalid_payload")
+            add(f"submit-novelty-{i}", SubmitSpec("carol", "t", "s2", "hi", ONE_CHOIR, bad), "invalid_payload")
     for i, bad in enumerate(BAD_EPOCHS):
         add(f"settle-epoch-{i}", SettleEpoch(bad), "epoch_not_ended" if bad == 2**200 else "invalid_payload")
     for i, bad in enumerate(

@@ -20,6 +20,7 @@ from choir.program import (
     PostMessage,
     ProgramError,
     RecordCitations,
+    SetNovelty,
     SettleEpoch,
     SubmitSpec,
     Vote,
@@ -232,6 +233,21 @@ def _(world) -> None:
 @scenario("epoch_not_ended")
 def _(world) -> None:
     world.refuse(SettleEpoch(0), "epoch_not_ended")
+
+
+@scenario("novelty_pending")
+def _(world) -> None:
+    world.do(CreateThread("alice", "t", "title"))
+    world.do(PostMessage("alice", "t", "m1", "being measured", None))
+    world.advance(world.params.epoch_seconds)
+    world.refuse(SettleEpoch(0), "novelty_pending")
+
+
+@scenario("novelty_set")
+def _(world) -> None:
+    world.do(CreateThread("alice", "t", "title"))
+    world.do(PostMessage("alice", "t", "m1", "measured already"))
+    world.refuse(SetNovelty("m1", 5), "novelty_set")
 
 
 @pytest.mark.parametrize("code", sorted(SCENARIOS))

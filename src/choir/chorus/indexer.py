@@ -10,12 +10,24 @@ slowing the post path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 from choir.chorus.embed import Embedder
-from choir.program import AI_AUTHOR, Message, Outcome, State, Thread, Visibility
+from choir.program import (
+    AI_AUTHOR,
+    Instruction,
+    Message,
+    Outcome,
+    ProgramError,
+    SetNovelty,
+    State,
+    Thread,
+    Visibility,
+)
+from choir.rewards import novelty_ppm
 from choir.store.sql import Store
 from choir.store.vectors import VectorIndex, VectorPoint
 
@@ -24,11 +36,21 @@ log = logging.getLogger(__name__)
 # Messages embedded together; MiniLM's batch cost grows slower than its size.
 MAX_BATCH: Final = 64
 MAX_QUEUE: Final = 100_000
+# The nearest few are enough to find the most similar earlier message (itself excluded).
+NOVELTY_NEIGHBOURS: Final = 3
 
 
 class Indexer:
-    def __init__(self, store: Store, index: VectorIndex, embedder: Embedder, state: Any) -> None:
+    def __init__(
+        self,
+        store: Store,
+        index: VectorIndex,
+        embedder: Embedder,
+        state: Any,
+        execute: Callable[[Instruction], Awaitable[Outcome]] | None = None,
+    ) -> None:
         self.store = store
+        self.execute = execute
         self.index = index
         self.embedder = embedder
         self._state = state  # a callable returning the current State
@@ -66,44 +88,69 @@ class Indexer:
 
     async def _index(self, outcomes: Sequence[Outcome]) -> None:
         messages = [m for o in outcomes for m in o.messages]
-        changed = {e.thread_id for o in outcomes for e in o.events if e.kind in ("coauthor.joined", "coauthor.left")}
-        await asyncio.to_thread(self.index_messages, messages)
+        changed = {
+            e.thread_id for o in outcomes for e in o.events if e.kind in ("coauthor.joined", "coauthor.left")
+        }
+        measured = await asyncio.to_thread(self.index_messages, messages)
+        await self.record(measured)
         for thread_id in changed:
             thread = self.state.threads.get(thread_id)
             if thread is not None and thread.visibility is Visibility.PUBLIC:
                 await asyncio.to_thread(self.index.set_thread_meta, thread_id, thread.co_authors, "public")
 
-    def index_messages(self, messages: Sequence[Message]) -> int:
-        """Embed and upsert the public ones; returns how many were indexed."""
-        public = [(m, t) for m in messages if (t := self.state.threads.get(m.thread_id)) and _public(t)]
-        if not public:
-            return 0
-        vectors = self.embedder.embed([m.content for m, _ in public])
-        points = [
-            VectorPoint(
-                message_id=m.message_id,
-                thread_id=m.thread_id,
-                vector=vector,
-                visibility="public",
-                is_ai=m.author == AI_AUTHOR,
-                content_hash=m.content_hash,
-                author=m.author,
-                co_authors=t.co_authors,
-            )
-            for (m, t), vector in zip(public, vectors, strict=True)
-        ]
-        self.index.upsert(points)
-        self.indexed += len(points)
-        return len(points)
+    def index_messages(self, messages: Sequence[Message]) -> list[tuple[str, int]]:
+        """Embed the messages; index the public ones; measure the novelty of those that
+        wait for it against the public messages indexed before each. Returns the
+        measured (message_id, novelty_ppm) pairs."""
+        rows = [(m, t) for m in messages if (t := self.state.threads.get(m.thread_id)) is not None]
+        if not rows:
+            return []
+        vectors = self.embedder.embed([m.content for m, _ in rows])
+        measured: list[tuple[str, int]] = []
+        batch: list[VectorPoint] = []
+        for (m, thread), vector in zip(rows, vectors, strict=True):
+            if m.novelty_ppm is None and m.author != AI_AUTHOR:
+                # Earlier messages of this batch must be searchable before measuring a later one.
+                self._flush(batch)
+                measured.append((m.message_id, self._novelty(m.message_id, vector)))
+            if _public(thread):
+                batch.append(_point(m, thread, vector))
+        self._flush(batch)
+        return measured
 
-    def catch_up(self) -> int:
-        """Index what the store has and the index lacks (after a crash, or a new index)."""
+    def _flush(self, batch: list[VectorPoint]) -> None:
+        if batch:
+            self.index.upsert(batch)
+            self.indexed += len(batch)
+            batch.clear()
+
+    def _novelty(self, message_id: str, vector: Any) -> int:
+        hits = self.index.search(vector, NOVELTY_NEIGHBOURS, None, public_only=True, exclude_ai=True)
+        scores = [h.score for h in hits if h.message_id != message_id]
+        return novelty_ppm(max(scores) if scores else None)
+
+    def catch_up(self) -> list[tuple[str, int]]:
+        """Index what the store has and the index lacks, and measure what still waits for
+        its novelty (after a crash, or with a new index). Returns the measured pairs."""
         present = {p.message_id for p in self.index.scroll_all()}
-        missing = [m for m in self.store.all_messages() if m.message_id not in present]
-        done = 0
-        for start in range(0, len(missing), MAX_BATCH):
-            done += self.index_messages(missing[start : start + MAX_BATCH])
-        return done
+        todo = [
+            m
+            for m in self.store.all_messages()
+            if m.novelty_ppm is None or (m.message_id not in present and _public_id(self.state, m.thread_id))
+        ]
+        todo.sort(key=lambda m: m.published_at)
+        measured: list[tuple[str, int]] = []
+        for start in range(0, len(todo), MAX_BATCH):
+            measured += self.index_messages(todo[start : start + MAX_BATCH])
+        return measured
+
+    async def record(self, measured: Sequence[tuple[str, int]]) -> None:
+        """Commit measured novelty weights (each once; a repeat is refused and ignored)."""
+        if self.execute is None:
+            return
+        for message_id, weight in measured:
+            with contextlib.suppress(ProgramError):
+                await self.execute(SetNovelty(message_id, weight))
 
     async def drain(self, timeout_s: float = 5.0) -> None:
         """Wait until everything queued so far is searchable (tests and shutdown)."""
@@ -112,3 +159,21 @@ class Indexer:
 
 def _public(thread: Thread) -> bool:
     return thread.visibility is Visibility.PUBLIC
+
+
+def _public_id(state: State, thread_id: str) -> bool:
+    thread = state.threads.get(thread_id)
+    return thread is not None and _public(thread)
+
+
+def _point(m: Message, thread: Thread, vector: Any) -> VectorPoint:
+    return VectorPoint(
+        message_id=m.message_id,
+        thread_id=m.thread_id,
+        vector=vector,
+        visibility="public",
+        is_ai=m.author == AI_AUTHOR,
+        content_hash=m.content_hash,
+        author=m.author,
+        co_authors=thread.co_authors,
+    )

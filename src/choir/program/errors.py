@@ -33,7 +33,9 @@
     │   └── RateLimited              rate_limited
     ├── StakeTooLow                  stake_too_low
     ├── InsufficientFunds            insufficient_funds
-    └── EpochNotEnded                epoch_not_ended
+    ├── EpochNotEnded                epoch_not_ended
+    ├── NoveltyPending               novelty_pending
+    └── NoveltyAlreadySet            novelty_set
 
 A refusal changes nothing: the processor raises before any state is produced.
 """
@@ -184,6 +186,17 @@ class InsufficientFunds(ProgramError):
 
 class EpochNotEnded(ProgramError):
     code = "epoch_not_ended"
+
+
+class NoveltyPending(ProgramError):
+    """An epoch cannot settle while some of its messages still wait for their novelty
+    weight (measured from embeddings after publication), until the grace period ends."""
+
+    code = "novelty_pending"
+
+
+class NoveltyAlreadySet(ProgramError):
+    code = "novelty_set"
 
 
 def _leaves(cls: type[ProgramError]) -> list[type[ProgramError]]:

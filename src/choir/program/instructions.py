@@ -35,7 +35,8 @@ class PostMessage:
     thread_id: str
     message_id: str
     content: str
-    novelty_ppm: int = 1_000_000
+    # None: to be measured from embeddings after publication (SetNovelty).
+    novelty_ppm: int | None = 1_000_000
     ask_id: str | None = None
     citations: tuple[CitationInput, ...] = ()
 
@@ -47,7 +48,16 @@ class SubmitSpec:
     spec_id: str
     content: str
     stake: int
-    novelty_ppm: int = 1_000_000
+    novelty_ppm: int | None = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class SetNovelty:
+    """The novelty weight of a published message, measured against the public messages
+    before it (w = 1 − max similarity; 0 for a near-duplicate). Once per message."""
+
+    message_id: str
+    novelty_ppm: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +122,7 @@ Instruction = (
     | Divest
     | RecordCitations
     | SettleEpoch
+    | SetNovelty
     | Grant
     | Withdraw
 )

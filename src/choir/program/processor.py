@@ -31,6 +31,7 @@ from choir.program.instructions import (
     Instruction,
     PostMessage,
     RecordCitations,
+    SetNovelty,
     SettleEpoch,
     SubmitSpec,
     Vote,
@@ -64,7 +65,13 @@ from choir.program.validate import (
     check_ppm,
     check_title,
 )
-from choir.rewards import epoch_budget, prior_budget, split_new_message_rewards, split_prior_rewards
+from choir.rewards import (
+    NOVELTY_ONE_PPM,
+    epoch_budget,
+    prior_budget,
+    split_new_message_rewards,
+    split_prior_rewards,
+)
 
 MAX_CITATIONS = 64
 
@@ -124,7 +131,7 @@ def _post_message(tx: Tx, ins: PostMessage) -> None:
     actor = check_actor(ins.actor)
     message_id = check_id(ins.message_id, "message_id")
     content = check_content(ins.content, tx.state.params)
-    novelty = check_ppm(ins.novelty_ppm, "novelty_ppm")
+    novelty = _check_novelty(ins.novelty_ppm)
     thread = tx.thread(check_id(ins.thread_id, "thread_id"))
     is_ai = actor == AI_AUTHOR
     if not is_ai and thread.member(actor) is None:
@@ -145,7 +152,7 @@ def _publish(
     message_id: str,
     author: str,
     content: str,
-    novelty_ppm: int,
+    novelty_ppm: int | None,
     ask_id: str | None = None,
     citations: tuple[Citation, ...] = (),
 ) -> None:
@@ -211,7 +218,7 @@ def _submit_spec(tx: Tx, ins: SubmitSpec) -> None:
     spec_id = check_id(ins.spec_id, "spec_id")
     content = check_content(ins.content, tx.state.params)
     stake = check_amount(ins.stake, "stake")
-    novelty = check_ppm(ins.novelty_ppm, "novelty_ppm")
+    novelty = _check_novelty(ins.novelty_ppm)
     thread = tx.thread(check_id(ins.thread_id, "thread_id"))
     params = tx.state.params
     if actor == AI_AUTHOR:
@@ -434,11 +441,16 @@ def _settle_epoch(tx: Tx, ins: SettleEpoch) -> None:
     if ins.epoch in state.epochs:
         tx.result = {"epoch": ins.epoch, "already_settled": True}
         return  # settling twice pays once
+    posts = state.epoch_posts.get(ins.epoch, {})
+    waiting = sum(1 for _, w in posts.values() if w is None)
+    if waiting and tx.now < end + timedelta(seconds=state.params.novelty_grace_s):
+        raise errors.NoveltyPending(
+            f"epoch {ins.epoch}: {waiting} messages still wait for their novelty weight"
+        )
+    weights_by_post = [(author, NOVELTY_ONE_PPM if w is None else w) for author, w in posts.values()]
     elapsed = (start - state.genesis_at).total_seconds(), (end - state.genesis_at).total_seconds()
     budget = epoch_budget(*elapsed)
-    shares = split_new_message_rewards(
-        budget, state.epoch_posts.get(ins.epoch, ()), state.params.author_cap_ppm
-    )
+    shares = split_new_message_rewards(budget, weights_by_post, state.params.author_cap_ppm)
     ref = f"epoch:{ins.epoch}"
     for author, amount in shares.items():
         tx.pay(POOL_NEW_MESSAGES, user_account(author), amount, TransferKind.NEW_MESSAGE_REWARD, ref)
@@ -458,6 +470,22 @@ def _settle_epoch(tx: Tx, ins: SettleEpoch) -> None:
     )
     tx.epochs.append(settlement)
     tx.result = {"epoch": ins.epoch, "paid": str(settlement.new_message_paid + settlement.prior_paid)}
+
+
+def _set_novelty(tx: Tx, ins: SetNovelty) -> None:
+    message_id = check_id(ins.message_id, "message_id")
+    novelty = check_ppm(ins.novelty_ppm, "novelty_ppm")
+    ref = tx.state.messages.get(message_id)
+    if ref is None:
+        raise errors.MessageNotFound(f"no message {message_id!r}")
+    if ref.novelty_ppm is not None:
+        raise errors.NoveltyAlreadySet(f"message {message_id!r} already has its novelty weight")
+    tx.novelty.append((message_id, novelty))
+    tx.result = {"message_id": message_id, "novelty_ppm": novelty}
+
+
+def _check_novelty(value: int | None) -> int | None:
+    return None if value is None else check_ppm(value, "novelty_ppm")
 
 
 def _reward(epoch: int, kind: str, amount: int) -> dict[str, Any]:
@@ -491,6 +519,7 @@ _HANDLERS: dict[type, Callable[[Tx, Any], None]] = {
     Divest: _divest,
     RecordCitations: _record_citations,
     SettleEpoch: _settle_epoch,
+    SetNovelty: _set_novelty,
     Grant: _grant,
     Withdraw: _withdraw,
 }

@@ -60,6 +60,9 @@ class Params:
     prior_rate_ppm: int = 10
     # No author takes more than 20% of an epoch's new-message budget.
     author_cap_ppm: int = 200_000
+    # How long an ended epoch waits for novelty weights still being measured; after
+    # that a message without one counts at full weight rather than earn nothing.
+    novelty_grace_s: int = 600
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +107,7 @@ class Message:
     content_hash: str
     published_at: datetime
     seq: int
-    novelty_ppm: int = 1_000_000
+    novelty_ppm: int | None = 1_000_000
     ask_id: str | None = None
     citations: tuple[Citation, ...] = ()
 
@@ -120,6 +123,8 @@ class MessageRef:
     thread_id: str
     author: str
     content_hash: str
+    epoch: int = 0
+    novelty_ppm: int | None = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +142,7 @@ class Spec:
     status: SpecStatus = SpecStatus.PENDING
     settled_at: datetime | None = None
     # The novelty of the spec's content, which its publication earns if approved.
-    novelty_ppm: int = 1_000_000
+    novelty_ppm: int | None = 1_000_000
 
     def vote_of(self, voter: str) -> bool | None:
         return next((v for a, v in self.votes if a == voter), None)
@@ -205,11 +210,18 @@ class Outcome:
     epochs: list[EpochSettlement] = field(default_factory=list)
     result: dict[str, Any] = field(default_factory=dict)
     at: datetime | None = None
+    novelty: list[tuple[str, int]] = field(default_factory=list)  # (message id, weight) measured
 
     @property
     def empty(self) -> bool:
         return not (
-            self.threads or self.specs or self.messages or self.transfers or self.citations or self.epochs
+            self.threads
+            or self.specs
+            or self.messages
+            or self.transfers
+            or self.citations
+            or self.epochs
+            or self.novelty
         )
 
 
@@ -228,7 +240,8 @@ class State:
     hashes: dict[str, dict[str, str]] = field(default_factory=dict)  # thread -> content hash -> id
     pending: dict[str, set[str]] = field(default_factory=dict)  # thread -> pending spec ids
     creations: dict[str, list[datetime]] = field(default_factory=dict)  # creator -> recent creations
-    epoch_posts: dict[int, list[tuple[str, int]]] = field(default_factory=dict)  # epoch -> (author, w)
+    # epoch -> message id -> (author, novelty weight, None while it is being measured)
+    epoch_posts: dict[int, dict[str, tuple[str, int | None]]] = field(default_factory=dict)
     epoch_citations: dict[int, list[CitationRecord]] = field(default_factory=dict)
 
     @classmethod
@@ -254,6 +267,8 @@ class State:
             self._index_spec(spec)
         for message in outcome.messages:
             self._index_message(message)
+        for message_id, novelty_ppm in outcome.novelty:
+            self._set_novelty(message_id, novelty_ppm)
         for record in outcome.citations:
             if record.eligible:
                 self.epoch_citations.setdefault(record.epoch, []).append(record)
@@ -277,14 +292,22 @@ class State:
             del hashes[spec.content_hash]
 
     def _index_message(self, message: Message) -> None:
+        epoch = self.epoch_of(message.published_at)
         self.messages[message.message_id] = MessageRef(
-            message.thread_id, message.author, message.content_hash
+            message.thread_id, message.author, message.content_hash, epoch, message.novelty_ppm
         )
         self.hashes.setdefault(message.thread_id, {})[message.content_hash] = message.message_id
-        if not message.is_ai:
-            epoch = self.epoch_of(message.published_at)
-            if epoch not in self.epochs:
-                self.epoch_posts.setdefault(epoch, []).append((message.author, message.novelty_ppm))
+        if not message.is_ai and epoch not in self.epochs:
+            self.epoch_posts.setdefault(epoch, {})[message.message_id] = (message.author, message.novelty_ppm)
+
+    def _set_novelty(self, message_id: str, novelty_ppm: int) -> None:
+        ref = self.messages[message_id]
+        self.messages[message_id] = MessageRef(
+            ref.thread_id, ref.author, ref.content_hash, ref.epoch, novelty_ppm
+        )
+        posts = self.epoch_posts.get(ref.epoch)
+        if posts is not None and message_id in posts:
+            posts[message_id] = (ref.author, novelty_ppm)
 
     @classmethod
     def load(

@@ -32,6 +32,7 @@ class Tx:
         "events",
         "messages",
         "notices",
+        "novelty",
         "now",
         "result",
         "specs",
@@ -51,6 +52,7 @@ class Tx:
         self.notices: list[Notice] = []
         self.citations: list[CitationRecord] = []
         self.epochs: list[EpochSettlement] = []
+        self.novelty: list[tuple[str, int]] = []
         self.result: dict[str, Any] = {}
 
     def thread(self, thread_id: str) -> Thread:
@@ -127,6 +129,7 @@ class Tx:
             epochs=self.epochs,
             result=self.result,
             at=self.now,
+            novelty=self.novelty,
         )
 
 

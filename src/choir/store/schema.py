@@ -115,7 +115,8 @@ messages = Table(
     Column("content_hash", String(64), nullable=False),
     Column("published_at", UTCTime, nullable=False),
     Column("seq", Integer, nullable=False),
-    Column("novelty_ppm", Integer, nullable=False),
+    # NULL while the novelty is being measured (SetNovelty fills it in).
+    Column("novelty_ppm", Integer, nullable=True),
     Column("ask_id", String(32)),
     Column("citations", JSONText, nullable=False),
     Index("ix_messages_thread_seq", "thread_id", "seq", unique=True),

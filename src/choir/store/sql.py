@@ -195,6 +195,10 @@ class Store:
         ):
             if rows:
                 conn.execute(table.insert(), rows)
+        # After the inserts: a batch may publish a message and measure it.
+        novelty = [{"mid": mid, "ppm": ppm} for o in outcomes for mid, ppm in o.novelty]
+        if novelty:
+            conn.execute(_SET_NOVELTY, novelty)
 
     # -- reads for the API ------------------------------------------------------------
 
@@ -240,6 +244,12 @@ def _event_row(e: Event, html_by_id: dict[str, str]) -> dict[str, Any]:
         e.data["html"] = html_by_id.get(e.data["message_id"], "")
     return {"thread_id": e.thread_id, "seq": e.seq, "kind": e.kind, "data": e.data, "at": e.at}
 
+
+_SET_NOVELTY = (
+    update(schema.messages)
+    .where(schema.messages.c.message_id == bindparam("mid"))
+    .values(novelty_ppm=bindparam("ppm"))
+)
 
 _CLAIM_VERSION = (
     update(schema.meta)
