@@ -8,7 +8,8 @@ logger (it logs ids and counts). The filter is the second line, for what librari
 - an extra field whose name says it holds a secret or a text (``content``, ``prompt``,
   ``cookie``, ``token``, ``signature``, ...) is replaced by ``[redacted]``;
 - in the rendered text, session cookies, bearer tokens, JSON fields that carry user text
-  and query strings of request lines are replaced by ``[redacted]``.
+  and the values of URL query parameters (a search query is a person's words) are
+  replaced by ``[redacted]``.
 """
 
 from __future__ import annotations
@@ -49,10 +50,9 @@ _SCRUBS: Final = (
         re.compile(r"'(content|prompt|text|html|signature|message|token)'\s*:\s*'(?:[^'\\]|\\.)*'?"),
         r"'\1':'" + REDACTED + "'",
     ),
+    # Query values of any URL or request path: a search query is a person's words.
+    (re.compile(r"([?&][A-Za-z0-9_.~-]+=)[^&\s\"'#]*"), r"\1" + REDACTED),
 )
-_QUERY: Final = re.compile(r"\?[^\s\"']*")
-# Loggers whose records are request lines, with a path that may carry a search query.
-_REQUEST_LOGGERS: Final = frozenset({"uvicorn.access"})
 # The attributes every LogRecord has; anything else came in through ``extra=``.
 _STANDARD_ATTRS: Final = frozenset(
     logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys() | {"message", "asctime", "taskName"}
@@ -81,10 +81,6 @@ class RedactFilter(logging.Filter):
         for key in list(record.__dict__):
             if key not in _STANDARD_ATTRS and any(s in key.lower() for s in SENSITIVE_KEYS):
                 record.__dict__[key] = REDACTED
-        if record.name in _REQUEST_LOGGERS and isinstance(record.args, tuple):
-            record.args = tuple(
-                _QUERY.sub("?" + REDACTED, a) if isinstance(a, str) else a for a in record.args
-            )
         return True
 
 
