@@ -15,10 +15,10 @@ import pytest
 from browser_people import PHONE, WAIT_MS, Crowd
 from harness import Server
 from nacl.signing import SigningKey
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Page, expect
 
 from choir.auth.client import address_of
-from choir.auth.siws import SiwsFields, build_message
+from choir.auth.siws import SiwsFields, build_message, parse_message
 from choir.ledger import ONE_CHOIR
 
 pytestmark = pytest.mark.browser
@@ -77,6 +77,91 @@ def test_page_modules_build_what_the_server_checks(browser: Browser, server: Ser
         assert amounts["refused"] == ["error"] * 5
     finally:
         page.close()
+
+
+def _me(page: Page) -> dict[str, Any]:
+    me: dict[str, Any] = page.evaluate("fetch('/api/me').then(r => r.json())")
+    return me
+
+
+def test_sign_in_with_a_solana_wallet(browser: Browser, server: Server) -> None:
+    """A wallet extension (here a stand-in whose signatures PyNaCl makes) signs the SIWS text."""
+    key = SigningKey.generate()
+    signed: list[str] = []
+
+    def wallet_sign(message: list[int]) -> list[int]:
+        signed.append(bytes(message).decode())
+        return list(key.sign(bytes(message)).signature)
+
+    context = browser.new_context(base_url=server.base_url)
+    try:
+        context.expose_function("__walletSign", wallet_sign)
+        public_key = list(bytes(key.verify_key))
+        context.add_init_script(
+            "window.solana = {isPhantom: true, publicKey: null,"
+            f" async connect() {{ this.publicKey = {{toBytes: () => Uint8Array.from({public_key})}};"
+            " return {publicKey: this.publicKey}; },"
+            " async signMessage(bytes) {"
+            " return {signature: Uint8Array.from(await window.__walletSign(Array.from(bytes)))}; }};"
+        )
+        page = context.new_page()
+        page.goto("/")
+        page.get_by_role("button", name="Sign in with Phantom").click()
+        page.wait_for_function("window.__choir && window.__choir.ready")
+        assert _me(page)["address"] == address_of(key)
+        assert len(signed) == 1
+        assert parse_message(signed[0]).address == address_of(key)
+    finally:
+        context.close()
+
+
+def test_an_exported_key_signs_in_elsewhere(browser: Browser, server: Server) -> None:
+    first = browser.new_context(base_url=server.base_url)
+    second = browser.new_context(base_url=server.base_url)
+    try:
+        page = first.new_page()
+        page.goto("/")
+        page.check("#signin-exportable")
+        page.click("#signin-create")
+        page.wait_for_function("window.__choir && window.__choir.ready")
+        address = _me(page)["address"]
+        page.get_by_role("button", name="Export key").click()
+        secret = page.input_value("#exported-key")
+        raw = base58.b58decode(secret)
+        # Solana's form: the 32-byte seed, then the public key it makes.
+        assert len(raw) == 64 and bytes(SigningKey(raw[:32]).verify_key) == raw[32:]
+        assert address_of(SigningKey(raw[:32])) == address
+
+        # The key stays in this browser: after signing out, the page offers it again.
+        page.click("#sign-out")
+        page.get_by_role("button", name=re.compile("Continue with this browser's key")).click()
+        page.wait_for_function("window.__choir && window.__choir.ready")
+        assert _me(page)["address"] == address
+
+        elsewhere = second.new_page()
+        elsewhere.goto("/")
+        elsewhere.get_by_text("Use a key you already have").click()
+        elsewhere.fill("#import-secret", secret)
+        elsewhere.get_by_role("button", name="Import and sign in").click()
+        elsewhere.wait_for_function("window.__choir && window.__choir.ready")
+        assert _me(elsewhere)["address"] == address
+
+        # solana-keygen's JSON array of 64 bytes is accepted too; a wrong public half is refused.
+        other = SigningKey.generate()
+        elsewhere.click("#sign-out")
+        elsewhere.get_by_role("button", name="Forget this browser's key").click()
+        elsewhere.get_by_text("Use a key you already have").click()
+        mismatched = list(bytes(other)) + list(bytes(SigningKey.generate().verify_key))
+        elsewhere.fill("#import-secret", str(mismatched))
+        elsewhere.get_by_role("button", name="Import and sign in").click()
+        expect(elsewhere.locator("#signin-error")).to_contain_text("does not match")
+        elsewhere.fill("#import-secret", str(list(bytes(other)) + list(bytes(other.verify_key))))
+        elsewhere.get_by_role("button", name="Import and sign in").click()
+        elsewhere.wait_for_function("window.__choir && window.__choir.ready")
+        assert _me(elsewhere)["address"] == address_of(other)
+    finally:
+        first.close()
+        second.close()
 
 
 def test_two_people_a_spec_and_its_approval(

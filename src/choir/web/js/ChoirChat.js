@@ -2,7 +2,7 @@
 // ApprovalPane, and the forms: post (co-authors), submit a spec (everyone else), ask Choir.
 
 import { api, enc } from "./api.js";
-import { formatChoir, parseChoir, toInput, units } from "./amount.js";
+import { ceilTo, formatChoir, parseChoir, toInput, units } from "./amount.js";
 import { ApprovalPane, outcomeNote } from "./ApprovalPane.js";
 import { h, fill, spinner } from "./dom.js";
 import { MessageFlow } from "./MessageFlow.js";
@@ -187,10 +187,11 @@ export class ChoirChat {
     }));
     fill(this.header,
       h("h1", { tabindex: "-1" }, t.title),
-      h("p", { class: "thread-facts muted small" },
-        t.visibility === "private" ? h("span", { class: "badge" }, "private") : h("span", { class: "badge" }, "public"),
-        ` Thread balance `, h("strong", { id: "thread-balance", dataset: { units: t.balance } }, formatChoir(t.balance)),
-        ` · minimum stake ${formatChoir(t.min_stake)} · recommended ${formatChoir(t.recommended_stake)}`),
+      h("ul", { class: "thread-facts muted small", "aria-label": "About this thread" },
+        h("li", {}, h("span", { class: "badge" }, t.visibility)),
+        h("li", {}, "Thread balance ", h("strong", { id: "thread-balance", dataset: { units: t.balance } }, formatChoir(t.balance))),
+        h("li", {}, `Minimum stake ${formatChoir(t.min_stake)}`),
+        h("li", {}, `Recommended ${formatChoir(t.recommended_stake, { decimals: 2 })}`)),
       h("div", { class: "co-authors-row" }, h("span", { class: "muted small" }, `Co-authors (${t.co_authors.length})`), coAuthors));
   }
 
@@ -280,7 +281,7 @@ export class ChoirChat {
 
   _recommended() {
     // The hint never exceeds what the person can pay, nor falls under the enforced minimum.
-    const rec = units(this.thread.recommended_stake);
+    const rec = ceilTo(this.thread.recommended_stake, 2);
     const min = units(this.thread.min_stake);
     const balance = this.deps.wallet.balance();
     const capped = rec > balance ? balance : rec;
@@ -296,7 +297,8 @@ export class ChoirChat {
 
   _refreshStakeHints() {
     if (!this.stakeHints || !this.thread) return;
-    this.stakeHints.textContent = `Minimum ${formatChoir(this.thread.min_stake)} · recommended ${formatChoir(this.thread.recommended_stake)} · your balance ${formatChoir(this.deps.wallet.balance())}`;
+    const t = this.thread;
+    this.stakeHints.textContent = `Minimum ${formatChoir(t.min_stake)} · recommended ${formatChoir(t.recommended_stake, { decimals: 2 })} · your balance ${formatChoir(this.deps.wallet.balance())}`;
   }
 
   // -- ask Choir -------------------------------------------------------------------------

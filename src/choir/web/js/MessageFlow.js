@@ -214,6 +214,7 @@ export class MessageFlow {
     if (live && local) {
       // Phases arrived before the ack: keep the live run, give it the question's text.
       live.querySelector(".run-question")?.replaceWith(local.querySelector(".run-question"));
+      live.dataset.asked = "1";
       local.remove();
     } else if (local) {
       local.dataset.askId = askId;
@@ -267,11 +268,11 @@ export class MessageFlow {
   }
 
   _run(key, prompt) {
-    const run = h("li", { class: "chorus-run", dataset: { state: "running" } },
+    const run = h("li", { class: "chorus-run", dataset: prompt ? { state: "running", asked: "1" } : { state: "running" } },
       h("div", { class: "run-head" },
         h("span", { class: "author" }, "Choir AI"), h("span", { class: "badge ai-badge" }, "AI"),
         h("span", { class: "run-status muted small" }, spinner("Thinking"), " Thinking…")),
-      h("p", { class: "run-question muted" }, prompt ? `Question: ${prompt}` : "Someone asked a question."),
+      h("p", { class: "run-question muted small" }, prompt ? `You asked: ${prompt}` : "Someone asked a question."),
       h("div", { class: "phases" }));
     this.runs.set(key, run);
     return run;
@@ -286,9 +287,11 @@ export class MessageFlow {
     const phases = run.querySelector(".phases");
     for (const d of phases.querySelectorAll("details")) d.open = false;
     const trace = h("details", { class: "chorus-trace" },
-      h("summary", {}, `How Choir answered (${phases.children.length} phases)`),
-      run.querySelector(".run-question"), phases);
-    answerItem.querySelector("article").append(trace);
+      h("summary", {}, `How Choir answered (${phases.children.length} phases)`), phases);
+    const article = answerItem.querySelector("article");
+    const question = run.querySelector(".run-question");
+    if (run.dataset.asked) article.querySelector(".message-head").after(question);
+    article.append(trace);
   }
 
   // -- placement -----------------------------------------------------------------------

@@ -15,15 +15,36 @@ export function units(value) {
   return BigInt(value);
 }
 
-/** "7,500,000,000 CHOIR", "1.5 CHOIR", "0.000000001 CHOIR": exact, trailing zeros dropped. */
-export function formatChoir(value, { unit = true } = {}) {
-  const n = units(value);
+/**
+ * "7,500,000,000 CHOIR", "1.5 CHOIR", "0.000000001 CHOIR": exact, trailing zeros dropped; with
+ * `decimals`, rounded half up to that many ("≈ 92.38 CHOIR" for a hint, never for a balance).
+ */
+export function formatChoir(value, { unit = true, decimals = null } = {}) {
+  let n = units(value);
+  const rounded = decimals !== null && n !== roundTo(n, decimals);
+  if (decimals !== null) n = roundTo(n, decimals);
   const sign = n < 0n ? "-" : "";
   const abs = n < 0n ? -n : n;
   const whole = (abs / SCALE).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",");
   const frac = (abs % SCALE).toString().padStart(DECIMALS, "0").replace(/0+$/, "");
-  const text = sign + whole + (frac ? "." + frac : "");
+  const text = (rounded ? "≈ " : "") + sign + whole + (frac ? "." + frac : "");
   return unit ? `${text} CHOIR` : text;
+}
+
+/** Base units rounded half up (away from zero) to `decimals` decimals of CHOIR. */
+export function roundTo(value, decimals) {
+  const step = 10n ** BigInt(DECIMALS - decimals);
+  const n = units(value);
+  const abs = n < 0n ? -n : n;
+  const r = ((abs + step / 2n) / step) * step;
+  return n < 0n ? -r : r;
+}
+
+/** Base units rounded up to `decimals` decimals: a suggested stake that is never below the hint. */
+export function ceilTo(value, decimals) {
+  const step = 10n ** BigInt(DECIMALS - decimals);
+  const n = units(value);
+  return ((n + step - 1n) / step) * step;
 }
 
 /** A plain decimal for an input field: "2.5" (no grouping, no unit). */
