@@ -189,7 +189,7 @@ async def chatter(clock: Clock, users: list[User], rounds: int, topics: list[str
         if not user.cookie:
             await user.sign_in()
     threads = [(await u.create_thread(f"{i} thread"))["thread_id"] for i, u in enumerate(users)]
-    for r in range(rounds):
+    for _round in range(rounds):
         for user, tid in zip(users, threads, strict=True):
             async with user.socket() as sock:
                 content = topics.pop()
