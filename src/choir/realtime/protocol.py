@@ -18,7 +18,17 @@ ENVELOPE_KEYS: Final = frozenset({"id", "type", "payload"})
 # Payload fields holding amounts: a bad one is `invalid_amount`, the code a client shows as such.
 AMOUNT_FIELDS: Final = frozenset({"stake"})
 
-CLIENT_TYPES: Final = ("subscribe", "unsubscribe", "post", "spec.submit", "spec.vote", "ask", "ping")
+CLIENT_TYPES: Final = (
+    "subscribe",
+    "unsubscribe",
+    "post",
+    "spec.submit",
+    "spec.vote",
+    "thread.divest",
+    "withdraw",
+    "ask",
+    "ping",
+)
 SERVER_TYPES: Final = ("ack", "error", "event")
 EVENT_KINDS: Final = (
     "thread.created",
@@ -103,6 +113,25 @@ class Ask(_Payload):
     prompt: StrictStr = Field(min_length=1, max_length=4096)
 
 
+class Divest(_Payload):
+    thread_id: StrictStr = Field(min_length=1, max_length=64)
+
+
+class WithdrawFunds(_Payload):
+    amount: StrictStr
+
+    @field_validator("amount")
+    @classmethod
+    def _amount(cls, value: str) -> str:
+        if not _AMOUNT_RE.fullmatch(value):
+            raise ValueError("amount must be a decimal string of base units")
+        return value
+
+    @property
+    def amount_units(self) -> int:
+        return int(self.amount)
+
+
 class Ping(_Payload):
     pass
 
@@ -113,6 +142,8 @@ PAYLOADS: Final[dict[str, type[_Payload]]] = {
     "post": Post,
     "spec.submit": SpecSubmit,
     "spec.vote": SpecVote,
+    "thread.divest": Divest,
+    "withdraw": WithdrawFunds,
     "ask": Ask,
     "ping": Ping,
 }

@@ -11,6 +11,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from choir import program
 from choir.app import Choir, iso
 from choir.auth.origin import origin_allowed
 from choir.auth.ratelimit import TokenBucket
@@ -20,6 +21,7 @@ from choir.realtime import protocol
 from choir.realtime.hub import Connection
 from choir.realtime.protocol import (
     Ask,
+    Divest,
     Ping,
     Post,
     ProtocolError,
@@ -27,6 +29,7 @@ from choir.realtime.protocol import (
     SpecVote,
     Subscribe,
     Unsubscribe,
+    WithdrawFunds,
 )
 
 log = logging.getLogger(__name__)
@@ -101,6 +104,8 @@ class Session:
             Post: self.post,
             SpecSubmit: self.spec_submit,
             SpecVote: self.spec_vote,
+            Divest: self.divest,
+            WithdrawFunds: self.withdraw,
             Ask: self.ask,
             Ping: self.ping,
         }
@@ -206,6 +211,15 @@ class Session:
     async def spec_vote(self, frame_id: str, p: SpecVote) -> None:
         outcome = await self.choir.execute(Vote(self.conn.address, p.spec_id, p.approve))
         self.send_ack(frame_id, {"seq": outcome.result["seq"]})
+
+    async def divest(self, frame_id: str, p: Divest) -> None:
+        outcome = await self.choir.execute(program.Divest(self.conn.address, p.thread_id))
+        self.send_ack(frame_id, {"amount": outcome.result["amount"], "seq": outcome.result["seq"]})
+
+    async def withdraw(self, frame_id: str, p: WithdrawFunds) -> None:
+        withdrawal_id = secrets.token_hex(12)
+        outcome = await self.choir.execute(program.Withdraw(self.conn.address, p.amount_units, withdrawal_id))
+        self.send_ack(frame_id, {"withdrawal_id": withdrawal_id, "amount": outcome.result["amount"]})
 
     async def ask(self, frame_id: str, p: Ask) -> None:
         chorus = self.choir.extras.get("chorus")

@@ -1,0 +1,81 @@
+"""Divest and withdraw over the protocol, end to end, on a controllable clock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from harness import Server, User
+
+import services
+from choir.app import create_app
+from choir.config import Settings
+from choir.ledger import ONE_CHOIR
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2027, 1, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clocked(tmp_path: Path) -> Iterator[tuple[Server, Clock]]:
+    clock = Clock()
+    port = services.free_port()
+    base = f"http://127.0.0.1:{port}"
+    settings = Settings(port=port, data_dir=tmp_path / "data", public_url=base, sweep_interval_s=0.2)
+    with services.run_uvicorn(create_app(settings, clock), port):
+        yield Server(base, settings), clock
+
+
+async def scenario(server: Server, clock: Clock) -> None:
+    alice, bob, carol = User(server), User(server), User(server)
+    for user in (alice, bob, carol):
+        await user.sign_in()
+    tid = (await alice.create_thread("Divesting"))["thread_id"]
+    async with alice.socket() as a, bob.socket() as b, carol.socket() as c:
+        # The last co-author cannot leave.
+        refused = await a.request("thread.divest", {"thread_id": tid})
+        assert refused["payload"]["code"] == "last_co_author"
+        joined = await b.request(
+            "spec.submit", {"thread_id": tid, "content": "let me in", "stake": str(ONE_CHOIR)}
+        )
+        await a.request("spec.vote", {"spec_id": joined["payload"]["spec_id"], "approve": True})
+        # Carol's spec is denied by both: her 4 CHOIR stay with the thread.
+        stake = str(4 * ONE_CHOIR)
+        denied = await c.request("spec.submit", {"thread_id": tid, "content": "me too", "stake": stake})
+        spec_id = denied["payload"]["spec_id"]
+        await a.request("spec.vote", {"spec_id": spec_id, "approve": False})
+        await b.request("spec.vote", {"spec_id": spec_id, "approve": False})
+        too_soon = await b.request("thread.divest", {"thread_id": tid})
+        assert too_soon["payload"]["code"] == "divest_too_soon"
+        clock.now += timedelta(days=8)
+        left = await b.request("thread.divest", {"thread_id": tid})
+        assert left["type"] == "ack", left
+        assert left["payload"]["amount"] == str(2 * ONE_CHOIR)  # floor(4 CHOIR / 2 co-authors)
+        assert (await b.request("thread.divest", {"thread_id": tid}))["payload"]["code"] == "not_co_author"
+        # Withdraw to the wallet: validated, then moved out of the in-app balance.
+        for bad, code in (("abc", "invalid_payload"), ("-1", "invalid_amount"), ("0", "invalid_amount")):
+            assert (await b.request("withdraw", {"amount": bad}))["payload"]["code"] == code
+        huge = await b.request("withdraw", {"amount": str(10**18)})
+        assert huge["payload"]["code"] == "insufficient_funds"
+        async with bob.http() as http:
+            before = int((await http.get("/api/me")).json()["balance"])
+        done = await b.request("withdraw", {"amount": str(ONE_CHOIR)})
+        assert done["type"] == "ack" and done["payload"]["amount"] == str(ONE_CHOIR)
+    async with bob.http() as http:
+        assert int((await http.get("/api/me")).json()["balance"]) == before - ONE_CHOIR
+        ledger = (await http.get("/api/ledger")).json()
+        assert int(ledger["by_class"]["withdrawn"]) == ONE_CHOIR
+        detail = (await http.get(f"/api/threads/{tid}")).json()
+        assert detail["co_authors"] == [alice.address] and int(detail["balance"]) == 2 * ONE_CHOIR
+
+
+def test_divest_and_withdraw_over_the_socket(clocked: tuple[Server, Clock]) -> None:
+    asyncio.run(scenario(*clocked))
