@@ -44,12 +44,16 @@ class CrashOnFinalSave(FileCursorStore):
         await super().save(checkpoint)
 
 
-@pytest.mark.parametrize("crash_after_send", [1, 2, 5])
+@pytest.mark.parametrize(
+    ("users", "crash_after_send"),
+    # 200 new users make a batch of ~50 transactions: more than LiteSVM's default history of 32.
+    [(30, 1), (30, 2), (30, 5), (200, 45)],
+)
 async def test_crash_mid_batch_then_restart_against_the_same_chain_pays_nothing_twice(
-    tmp_path: Path, crash_after_send: int
+    tmp_path: Path, users: int, crash_after_send: int
 ) -> None:
     chain = await make_chain()
-    feed = _feed_paying_new_users(30)
+    feed = _feed_paying_new_users(users)
     crashing = CrashingBackend(chain.backend, crash_after=crash_after_send)
     with pytest.raises(SimulatedCrash):
         await chain.worker(crashing, feed, tmp_path, FAST).settle_once()

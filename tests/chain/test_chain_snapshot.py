@@ -18,6 +18,7 @@ from choir.chain import (
     SettlementWorker,
     TreasuryMultisig,
     open_embedded_chain,
+    read_anchor,
     reconcile,
 )
 from choir.chain.cursor import Checkpoint
@@ -104,3 +105,13 @@ async def test_the_embedded_chain_comes_back_from_its_store_on_start(tmp_path: P
     feed.transfer(user, "escrow:s", 23)
     assert await SettlementWorker(again, authority, keys, feed, store).settle_once() is not None
     assert await reconcile(again, layout, feed.balances, SUPPLY) == []
+
+
+async def test_anchors_stay_readable_after_a_restore(tmp_path: Path) -> None:
+    chain = await make_chain()
+    feed = MemoryFeed(GENESIS_BALANCES)
+    feed.publish("m1", "t1", "remember me")
+    [report] = await chain.worker(chain.backend, feed, tmp_path).settle_until_idle(5)
+    restored = LiteSvmBackend.restore(chain.backend.snapshot())
+    assert restored.svm.get_transaction(report.anchored.signature) is None  # LiteSVM's history is gone
+    assert await read_anchor(restored, report.anchored.signature) == report.anchored.memo
