@@ -124,4 +124,5 @@ def sign_in(browser: Browser, server: Server, name: str, viewport: dict[str, int
         page.fill("#display-name", name)
         page.click("form.name-form button[type=submit]")
     expect(page.locator("#display-name")).to_have_value(name)
+    page.evaluate("document.querySelectorAll('.toast').forEach((t) => t.remove())")  # tidy screenshots
     return person

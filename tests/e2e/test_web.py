@@ -23,8 +23,20 @@ from choir.ledger import ONE_CHOIR
 
 pytestmark = pytest.mark.browser
 
-# DESIGN §7: a published message is searchable by the Chorus loop within 1 s.
-INDEXED_WITHIN_S = 1.2
+# DESIGN §7: a published message is searchable by the Chorus loop within 1 s; a margin for a busy machine.
+INDEXED_WITHIN_S = 5.0
+
+
+def _wait_searchable(server: Server, query: str, message_id: str) -> None:
+    deadline = time.monotonic() + INDEXED_WITHIN_S
+    while time.monotonic() < deadline:
+        response = httpx.get(f"{server.base_url}/api/search", params={"q": query}, timeout=5)
+        if response.status_code == 503:
+            return  # no search on this server: the question below will say why
+        if any(r["message_id"] == message_id for r in response.json()["results"]):
+            return
+        time.sleep(0.1)
+    pytest.fail(f"message {message_id} was not searchable within {INDEXED_WITHIN_S} s")
 
 
 def test_page_modules_build_what_the_server_checks(browser: Browser, server: Server) -> None:
@@ -222,6 +234,12 @@ def test_two_people_a_spec_and_its_approval(
     expect(ben.balance_units()).to_have_attribute("data-units", str(welcome - stake))
     ben_chip = ada.page.locator(f".co-authors li.chip[data-address='{ben.address}'] .co-author-balance")
     expect(ben_chip).to_have_attribute("data-units", str(welcome - stake))
+    # The ledger at large: the treasury paid the two welcome grants, nothing else.
+    ledger = httpx.get(f"{server.base_url}/api/ledger", timeout=5).json()
+    assert int(ledger["treasury"]) == 7_500_000_000 * ONE_CHOIR - 2 * welcome
+    ada.page.get_by_text("The CHOIR ledger").click()
+    expect(ada.page.locator("#ledger-treasury")).to_have_attribute("data-units", ledger["treasury"])
+    expect(ada.page.locator("#ledger-escrow")).to_have_text("0 CHOIR")
     # Ben now writes like any co-author.
     expect(ben.page.locator("#post-content")).to_be_visible()
     ben.post("Thank you! I saw one this morning.")
@@ -326,7 +344,8 @@ def test_ask_choir_and_follow_a_citation(crowd: Crowd, screenshots: Path) -> Non
     source_tid = ada.create_thread("Herons")
     prior = ada.post("Grey herons build their nests high in the alder trees along the river.")
     prior_id = prior.get_attribute("data-message-id")
-    time.sleep(INDEXED_WITHIN_S)
+    assert prior_id
+    _wait_searchable(crowd.server, "grey herons nests", prior_id)
     ada.create_thread("Questions")
     ada.ask("Where do grey herons build their nests?")
     run = ada.page.locator("li.chorus-run, li.message.ai").last
@@ -340,7 +359,13 @@ def test_ask_choir_and_follow_a_citation(crowd: Crowd, screenshots: Path) -> Non
             pytest.skip("the server has no Chorus loop yet (ask → unavailable)")
         pytest.fail(f"the question failed with {code}: {failed.inner_text()}")
 
-    expect(answer.locator(".chorus-trace details.phase")).not_to_have_count(0)
+    # Every phase was shown as it ran, and folds into the answer once it arrives.
+    phases = answer.locator(".chorus-trace details.phase").evaluate_all(
+        "els => els.map(e => e.dataset.phase)"
+    )
+    assert phases[0] == "action" and phases[-1] == "yield", phases
+    assert set(phases) == {"action", "experience", "intention", "observation", "update", "yield"}
+    expect(answer.locator(".run-question")).to_have_text("You asked: Where do grey herons build their nests?")
     cite = answer.locator(".message-body button.cite").first
     expect(cite).to_be_visible()
     cite.click()
@@ -372,7 +397,8 @@ def test_the_page_fits_a_phone(crowd: Crowd, screenshots: Path) -> None:
     expect(toggle).to_have_attribute("aria-expanded", "false")  # the drawer closes on navigation
     assert tid
     ada.post("Posting from a phone, with a long word: Pneumonoultramicroscopicsilicovolcanoconiosis.")
-    page.fill("#ask-prompt", "What did I post?")
+    ada.ask("What did I post from my phone?")
+    expect(page.locator("li.message.ai, li.chorus-run[data-state='failed']")).to_have_count(1)
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"the page is {overflow} px wider than a phone"
     page.screenshot(path=screenshots / "phone.png")

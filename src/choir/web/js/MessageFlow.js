@@ -229,6 +229,7 @@ export class MessageFlow {
     const run = this.runs.get(localKey);
     if (!run) return;
     run.dataset.state = "failed";
+    run.removeAttribute("aria-busy");
     run.dataset.errorCode = err?.code || "error";
     fill(run.querySelector(".run-status"), h("span", { class: err?.code === "unavailable" ? "muted" : "failed", role: "alert" }, describeError(err)));
   }
@@ -268,7 +269,8 @@ export class MessageFlow {
   }
 
   _run(key, prompt) {
-    const run = h("li", { class: "chorus-run", dataset: prompt ? { state: "running", asked: "1" } : { state: "running" } },
+    // aria-busy: screen readers wait for the answer instead of reading every streamed word.
+    const run = h("li", { class: "chorus-run", "aria-busy": "true", dataset: prompt ? { state: "running", asked: "1" } : { state: "running" } },
       h("div", { class: "run-head" },
         h("span", { class: "author" }, "Choir AI"), h("span", { class: "badge ai-badge" }, "AI"),
         h("span", { class: "run-status muted small" }, spinner("Thinking"), " Thinking…")),

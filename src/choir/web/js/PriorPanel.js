@@ -7,10 +7,6 @@ import { renderServerHtml } from "./markup.js";
 import { label } from "./names.js";
 import { describeError } from "./notify.js";
 
-// Fallback bounds while the server lacks GET /api/messages/{id}: threads scanned, messages per thread.
-const SCAN_THREADS_MAX = 100;
-const SCAN_PAGE = 200;
-
 export class PriorPanel {
   /** @param {{onJump: (threadId: string, messageId: string) => void}} hooks */
   constructor(root, hooks) {
@@ -39,23 +35,22 @@ export class PriorPanel {
     this.heading.focus();
     try {
       const message = await findMessage(citation.message_id);
-      const thread = await api.get(`/api/threads/${enc(message.thread_id)}`).catch(() => null);
       if (token !== this.token) return;
-      this._show(citation, message, thread);
+      this._show(citation, message);
     } catch (err) {
       if (token !== this.token) return;
       fill(this.body, h("p", { class: "form-error", role: "alert" }, `Cannot open this source: ${describeError(err)}`));
     }
   }
 
-  _show(citation, message, thread) {
+  _show(citation, message) {
     const when = message.published_at;
     fill(this.body,
       h("p", { class: "prior-meta" },
         h("span", { class: "author" }, label(message.author)),
         when ? h("time", { datetime: when, class: "muted small" }, ` · ${formatTime(when)}`) : null),
       h("p", { class: "muted small" },
-        `In “${thread ? thread.title : message.thread_id}” · relevance ${Math.round(Number(citation.score) * 100)}%`),
+        `In “${message.thread_title || message.thread_id}” · relevance ${Math.round(Number(citation.score) * 100)}%`),
       h("blockquote", { class: "prior-content", dataset: { messageId: message.message_id } }, renderServerHtml(message.html)),
       h("button", {
         type: "button",
@@ -73,19 +68,7 @@ export class PriorPanel {
   }
 }
 
-/** The message view of one message id, wherever it lives. */
-export async function findMessage(messageId) {
-  try {
-    return await api.get(`/api/messages/${enc(messageId)}`);
-  } catch (err) {
-    // A server without that route answers the generic not_found; a missing message has its own code.
-    if (err.code !== "not_found") throw err;
-  }
-  const { threads } = await api.get(`/api/threads?limit=${SCAN_THREADS_MAX}`);
-  for (const t of threads) {
-    const { messages } = await api.get(`/api/threads/${enc(t.thread_id)}/messages?limit=${SCAN_PAGE}`);
-    const found = messages.find((m) => m.message_id === messageId);
-    if (found) return found;
-  }
-  throw Object.assign(new Error("The cited message was not found."), { code: "message_not_found" });
+/** The message view of one message id (with its thread's title). */
+export function findMessage(messageId) {
+  return api.get(`/api/messages/${enc(messageId)}`);
 }

@@ -61,37 +61,71 @@ export class WalletView {
     if (!this.me) return;
     fill(this.badge, h("span", { class: "visually-hidden" }, "Your balance: "), formatChoir(this.me.balance));
     this.badge.dataset.units = this.me.balance;
+    if (this.shownFor !== this.me.address) this._build();
+    this.nameInput.defaultValue = this.me.display_name || "";
+    if (document.activeElement !== this.nameInput) this.nameInput.value = this.me.display_name || "";
+    fill(this.address, h("code", { title: this.me.address }, shortAddress(this.me.address)));
+    fill(this.balanceCell, formatChoir(this.me.balance));
+    this.balanceCell.dataset.units = this.me.balance;
     const ledger = this.ledger;
+    this.ledgerBox.hidden = !ledger;
+    if (ledger) {
+      for (const [cell, units] of [
+        [this.treasury, ledger.treasury],
+        [this.pool, ledger.pool_new_messages],
+        [this.inThreads, ledger.by_class?.thread ?? "0"],
+        [this.inEscrow, ledger.by_class?.escrow ?? "0"],
+        [this.supply, ledger.supply],
+      ]) {
+        cell.textContent = formatChoir(units);
+        cell.dataset.units = units;
+      }
+    }
+  }
+
+  /** The panel's parts, made once so a refresh never loses what the person is typing or has opened. */
+  _build() {
+    this.shownFor = this.me.address;
+    this.address = h("span", {});
+    this.balanceCell = h("dd", { id: "my-balance" });
+    const cell = (id) => h("dd", { id });
+    this.treasury = cell("ledger-treasury");
+    this.pool = cell("ledger-pool");
+    this.inThreads = cell("ledger-threads");
+    this.inEscrow = cell("ledger-escrow");
+    this.supply = cell("ledger-supply");
+    this.ledgerBox = h("details", { class: "ledger" },
+      h("summary", {}, "The CHOIR ledger"),
+      h("dl", { class: "facts" },
+        h("dt", {}, "Treasury"), this.treasury,
+        h("dt", {}, "Reward pool"), this.pool,
+        h("dt", {}, "In threads"), this.inThreads,
+        h("dt", {}, "In escrow"), this.inEscrow,
+        h("dt", {}, "Supply"), this.supply));
     fill(this.root,
       h("h2", {}, "Account"),
       this._nameForm(),
       h("dl", { class: "facts" },
         h("dt", {}, "Address"),
-        h("dd", {}, h("code", { title: this.me.address }, shortAddress(this.me.address)), " ",
-          h("button", { type: "button", class: "link small", onclick: () => this._copy() }, "Copy")),
-        h("dt", {}, "Balance"),
-        h("dd", { id: "my-balance", dataset: { units: this.me.balance } }, formatChoir(this.me.balance))),
-      ledger ? h("details", { class: "ledger" },
-        h("summary", {}, "The CHOIR ledger"),
-        h("dl", { class: "facts" },
-          h("dt", {}, "Treasury"), h("dd", { id: "ledger-treasury" }, formatChoir(ledger.treasury)),
-          h("dt", {}, "Reward pool"), h("dd", {}, formatChoir(ledger.pool_new_messages)),
-          h("dt", {}, "In threads"), h("dd", {}, formatChoir(ledger.by_class?.thread ?? "0")),
-          h("dt", {}, "In escrow"), h("dd", {}, formatChoir(ledger.by_class?.escrow ?? "0")),
-          h("dt", {}, "Supply"), h("dd", {}, formatChoir(ledger.supply)))) : null,
+        h("dd", {}, this.address, " ", h("button", { type: "button", class: "link small", onclick: () => this._copy() }, "Copy")),
+        h("dt", {}, "Balance"), this.balanceCell),
+      this.ledgerBox,
       this._keySection(),
       h("button", { type: "button", class: "small", id: "sign-out", onclick: () => this.hooks.onSignOut() }, "Sign out"));
   }
 
   _nameForm() {
-    const input = h("input", { id: "display-name", value: this.me.display_name || "", maxlength: "64", autocomplete: "nickname" });
+    const input = h("input", { id: "display-name", maxlength: "64", autocomplete: "nickname" });
+    this.nameInput = input;
     const button = h("button", { type: "submit", class: "small" }, "Save");
     const form = h("form", { class: "name-form" }, h("label", { for: "display-name" }, "Display name"), h("div", { class: "row" }, input, button));
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
       button.disabled = true;
       try {
-        this.set(await api.patch("/api/me", { display_name: input.value.trim() }));
+        const me = await api.patch("/api/me", { display_name: input.value.trim() });
+        input.value = me.display_name; // as the server cleaned it
+        this.set(me);
         notify("Name saved.");
         this.hooks.onNameChanged();
       } catch (err) {

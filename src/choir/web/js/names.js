@@ -8,7 +8,7 @@ let myAddress = null;
 
 export function setMe(address, displayName) {
   myAddress = address;
-  if (address && displayName) known.set(address, displayName);
+  if (address && displayName) learn({ [address]: displayName });
 }
 
 export function me() {

@@ -88,8 +88,13 @@ export class ChoirSocket extends EventTarget {
   subscribe(threadId, sinceSeq) {
     this.subs.set(threadId, { lastSeq: sinceSeq, resyncing: false });
     // Not connected: the subscription is sent with every other one when the connection opens.
-    if (this.state !== "open") return Promise.resolve({ thread_id: threadId, queued: true });
-    return this.request("subscribe", { thread_id: threadId, since_seq: sinceSeq });
+    const queued = { thread_id: threadId, queued: true };
+    if (this.state !== "open") return Promise.resolve(queued);
+    return this.request("subscribe", { thread_id: threadId, since_seq: sinceSeq }).catch((err) => {
+      // A drop before the ack is no failure: the subscription is sent again on reconnect.
+      if (err.code === "disconnected" && this.subs.has(threadId)) return queued;
+      throw err;
+    });
   }
 
   unsubscribe(threadId) {
