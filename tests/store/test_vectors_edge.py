@@ -13,9 +13,18 @@ from choir.store import vectors
 from choir.store.vectors import EdgeVectorIndex, VectorIndexError, VectorPoint
 
 DIM = 16
-# Makes the child optimizer last long enough that writes certainly land while it runs (the real
-# optimization still happens after the pause).
-SLOW_OPTIMIZER = "import time; time.sleep(1.0)\n" + vectors._OPTIMIZER_SCRIPT
+
+
+def gated_optimizer(gate: Path) -> str:
+    """The real optimizer, held until `gate` exists: writes made before opening it certainly land while
+    the cycle runs (bounded: it goes ahead after 60 s in any case)."""
+    wait = (
+        "import os, time\n"
+        "deadline = time.monotonic() + 60\n"
+        f"while not os.path.exists({str(gate)!r}) and time.monotonic() < deadline:\n"
+        "    time.sleep(0.01)\n"
+    )
+    return wait + vectors._OPTIMIZER_SCRIPT
 
 
 def unit(seed: int, dim: int = DIM) -> np.ndarray:
@@ -86,8 +95,9 @@ def test_leftover_generation_of_a_crashed_cycle_is_removed(tmp_path: Path) -> No
 def test_writes_during_background_optimization_survive_the_swap(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(vectors, "_OPTIMIZER_SCRIPT", SLOW_OPTIMIZER)
-    index = EdgeVectorIndex(tmp_path, DIM, optimize_every_points=100, indexing_threshold_kb=1)
+    gate = tmp_path / "gate"
+    monkeypatch.setattr(vectors, "_OPTIMIZER_SCRIPT", gated_optimizer(gate))
+    index = EdgeVectorIndex(tmp_path / "v", DIM, optimize_every_points=100, indexing_threshold_kb=1)
     try:
         index.upsert([point(i) for i in range(100)])  # reaches the threshold: a cycle starts
         cycle = index._cycle_thread
@@ -99,10 +109,11 @@ def test_writes_during_background_optimization_survive_the_swap(
             assert top1(index, i) == f"m{i}"
         index.set_thread_meta("t1", ["alice", "bob"], "private")
         index.delete(["m105"])
-        assert cycle.is_alive(), "the writes above were meant to land during the cycle"
+        assert cycle.is_alive()
+        gate.touch()
         assert index.wait_for_background_optimize(timeout_s=120)
         assert index.last_optimize_error is None
-        assert current_generation(tmp_path) == "gen-000002"
+        assert current_generation(tmp_path / "v") == "gen-000002"
         assert index.indexed_vectors_count() > 0
         assert index.count() == 109
         assert top1(index, 101) == "m101"
@@ -153,16 +164,18 @@ def test_failed_optimizer_leaves_the_live_shard_alone(tmp_path: Path, monkeypatc
 
 
 def test_journal_overflow_abandons_the_cycle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(vectors, "_OPTIMIZER_SCRIPT", SLOW_OPTIMIZER)
+    gate = tmp_path / "gate"
+    monkeypatch.setattr(vectors, "_OPTIMIZER_SCRIPT", gated_optimizer(gate))
     monkeypatch.setattr(vectors, "JOURNAL_OPS_MAX", 3)
-    with EdgeVectorIndex(tmp_path, DIM, optimize_every_points=20) as index:
+    with EdgeVectorIndex(tmp_path / "v", DIM, optimize_every_points=20) as index:
         index.upsert([point(i) for i in range(20)])
         wait_for_child(index)
         for i in range(20, 30):
             index.upsert([point(i)])
+        gate.touch()
         assert index.wait_for_background_optimize(timeout_s=120)
         assert isinstance(index.last_optimize_error, VectorIndexError)
-        assert current_generation(tmp_path) == "gen-000001"
+        assert current_generation(tmp_path / "v") == "gen-000001"
         assert index.count() == 30
         assert top1(index, 29) == "m29"
 
