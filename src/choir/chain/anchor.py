@@ -15,6 +15,7 @@ that any message or ownership record can be proven later against the root read b
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -152,6 +153,9 @@ class AnchorLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a") as out:
             out.write(json.dumps(anchored.to_json(), separators=(",", ":")) + "\n")
+            out.flush()
+            # Durable before the cursor moves past the batch: the records are the only way to prove it.
+            os.fsync(out.fileno())
 
     def batches(self) -> Iterator[AnchoredBatch]:
         if not self.path.exists():
