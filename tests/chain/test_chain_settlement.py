@@ -198,3 +198,16 @@ async def test_a_transfer_the_chain_refuses_halts_settlement_and_keeps_the_journ
     assert checkpoint.in_flight is not None and checkpoint.position == 1
     with pytest.raises(SettlementHalted):  # and it stays halted: nothing is skipped silently
         await chain.worker(RecordingBackend(chain.backend), feed, tmp_path).settle_once()
+
+
+async def test_a_line_torn_by_a_crash_does_not_hide_the_anchor_log(tmp_path: Path) -> None:
+    chain = await make_chain()
+    feed = MemoryFeed(GENESIS_BALANCES)
+    feed.publish("m1", "t1", "before the crash")
+    await chain.worker(chain.backend, feed, tmp_path).settle_once()
+    log = AnchorLog(tmp_path / "anchors.jsonl")
+    with open(log.path, "a") as out:
+        out.write('{"signature": "half a li')  # the process died mid-append
+    feed.publish("m2", "t1", "after the restart")
+    await chain.worker(chain.backend, feed, tmp_path).settle_once()
+    assert set(log.anchored_messages()) == {"m1", "m2"}

@@ -151,24 +151,35 @@ class AnchorLog:
 
     def append(self, anchored: AnchoredBatch) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        torn = self.path.exists() and self.path.stat().st_size > 0 and not self._ends_with_newline()
         with open(self.path, "a") as out:
-            out.write(json.dumps(anchored.to_json(), separators=(",", ":")) + "\n")
+            # After a line torn by a crash, start a new line so that the torn one stays alone.
+            out.write(("\n" if torn else "") + json.dumps(anchored.to_json(), separators=(",", ":")) + "\n")
             out.flush()
             # Durable before the cursor moves past the batch: the records are the only way to prove it.
             os.fsync(out.fileno())
+
+    def _ends_with_newline(self) -> bool:
+        with open(self.path, "rb") as data:
+            data.seek(-1, os.SEEK_END)
+            return data.read(1) == b"\n"
 
     def batches(self) -> Iterator[AnchoredBatch]:
         if not self.path.exists():
             return
         seen: set[str] = set()
-        with open(self.path) as lines:
-            for line in lines:
-                if not line.strip():
-                    continue
-                anchored = AnchoredBatch.from_json(json.loads(line))
-                if str(anchored.signature) not in seen:
-                    seen.add(str(anchored.signature))
-                    yield anchored
+        for line in self.path.read_text().splitlines():
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError:
+                # Torn by a crash mid-append; its batch was appended again on recovery.
+                continue
+            anchored = AnchoredBatch.from_json(data)
+            if str(anchored.signature) not in seen:
+                seen.add(str(anchored.signature))
+                yield anchored
 
     def latest_ownership(self) -> dict[str, tuple[OwnershipRecord, AnchoredBatch]]:
         """For each thread, its most recently anchored ownership record and the batch that holds it."""
