@@ -74,7 +74,17 @@ async function start(me, key) {
     chat.handle(payload);
   });
   socket.addEventListener("notice", (e) => notify(describeError(e.detail), { kind: "error" }));
-  socket.addEventListener("status", (e) => showStatus(e.detail));
+  let everOpen = false;
+  socket.addEventListener("status", (e) => {
+    showStatus(e.detail);
+    if (e.detail.state !== "open") return;
+    // Rewards are sent live only: after a drop, read the balances again.
+    if (everOpen) {
+      wallet.refresh();
+      threads.refresh();
+    }
+    everOpen = true;
+  });
   socket.addEventListener("refused", async () => {
     try {
       await api.get("/api/me");

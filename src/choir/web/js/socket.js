@@ -149,7 +149,6 @@ export class ChoirSocket extends EventTarget {
       const entry = this.pending.get(id);
       if (entry) this.ws.send(entry.frame);
     }
-    this.attempt = 0;
   }
 
   _resubscribe(threadId, sub) {
@@ -204,7 +203,12 @@ export class ChoirSocket extends EventTarget {
     } catch {
       return; // the server only sends JSON; anything else is not ours to interpret
     }
-    if (frame.type === "ack") this._settle(frame.id, frame.payload || {}, null);
+    if (frame.type === "ack") {
+      // Backoff restarts only once the server answers: a server that accepts and then closes at
+      // once (too many connections) must not be retried in a tight loop.
+      this.attempt = 0;
+      this._settle(frame.id, frame.payload || {}, null);
+    }
     else if (frame.type === "error") {
       if (frame.id && this.pending.has(frame.id)) this._settle(frame.id, null, frame.payload || {});
       else this.dispatchEvent(new CustomEvent("notice", { detail: frame.payload || {} }));
