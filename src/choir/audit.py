@@ -127,6 +127,7 @@ def audit(store: Store, index: VectorIndex | None = None) -> AuditReport:
 
 @contextmanager
 def snapshot(store: Store) -> Iterator[Connection]:
+    """A connection whose reads all see one committed state of the store (read only)."""
     with store.engine.connect() as conn:
         if store.dialect == "postgresql":
             # Every statement of a REPEATABLE READ transaction sees the same snapshot.
@@ -144,7 +145,8 @@ def snapshot(store: Store) -> Iterator[Connection]:
 
 
 def _rows(conn: Connection, query: Any) -> Iterator[Any]:
-    yield from conn.execution_options(stream_results=True, yield_per=STREAM_ROWS).execute(query)
+    # Per statement (not per connection): a server-side cursor fetching STREAM_ROWS at a time.
+    yield from conn.execute(query.execution_options(yield_per=STREAM_ROWS))
 
 
 def _amount(text: Any) -> int | None:

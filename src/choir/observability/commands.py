@@ -67,7 +67,10 @@ def open_index(settings: Settings) -> Iterator[Any]:
     else:
         path = settings.data_dir / "vectors"
         if not (path / "CURRENT").is_file():
-            raise CannotOpen(f"no vector index at {path} (a server creates it when it starts)")
+            raise CannotOpen(
+                f"no vector index at {path} (a server creates it when it starts); "
+                "pass --no-index to audit the SQL store alone"
+            )
         try:
             index = EdgeVectorIndex(path, background_optimize=False)
         except VectorIndexError as exc:
