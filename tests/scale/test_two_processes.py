@@ -16,10 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-import services
 from harness import Server, User
 from sqlalchemy import create_engine, text
 
+import services
 from choir.config import Settings
 from choir.ledger import ONE_CHOIR, SUPPLY
 
