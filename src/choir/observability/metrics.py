@@ -110,6 +110,8 @@ class Metrics:
         self._committed: OrderedDict[tuple[str, int], float] = OrderedDict()
         # The listener runs in the coordinator's writer thread, deliveries on the event loop.
         self._committed_lock = threading.Lock()
+        self._last_frame: str | None = None
+        self._last_committed: float | None = None
 
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format."""
@@ -136,16 +138,25 @@ class Metrics:
                     self._committed.popitem(last=False)
 
     def on_frame_sent(self, frame: str) -> None:
-        """A frame is about to be written to a socket: time it if it delivers a post."""
-        if not frame.startswith('{"type":"event"'):
-            return
-        match = _POSTED_PREFIX.match(frame, 0, _PREFIX_CHARS)
-        if match is None:
-            return
-        with self._committed_lock:
-            committed = self._committed.get((match[1], int(match[2])))
+        """A frame is about to be written to a socket: time it if it delivers a post.
+        Called on the event loop only."""
+        if frame is self._last_frame:
+            # Fan-out hands the same string to every subscriber: read it once.
+            committed = self._last_committed
+        else:
+            committed = self._commit_time_of(frame)
+            self._last_frame, self._last_committed = frame, committed
         if committed is not None:
             self.post_delivery.observe(time.perf_counter() - committed)
+
+    def _commit_time_of(self, frame: str) -> float | None:
+        if not frame.startswith('{"type":"event"'):
+            return None
+        match = _POSTED_PREFIX.match(frame, 0, _PREFIX_CHARS)
+        if match is None:
+            return None
+        with self._committed_lock:
+            return self._committed.get((match[1], int(match[2])))
 
     def observe_answer(self, phase_ms: dict[str, float], first_event_ms: float | None) -> None:
         for phase, ms in phase_ms.items():
