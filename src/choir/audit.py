@@ -72,6 +72,7 @@ class AuditReport:
     # What was looked at: accounts, transfers, threads, specs, messages, index points.
     checked: Counter[str] = field(default_factory=Counter)
     index_checked: bool = False
+    _listed: Counter[str] = field(default_factory=Counter, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -82,9 +83,10 @@ class AuditReport:
         return len(self.findings) + sum(self.suppressed.values())
 
     def add(self, kind: str, detail: str) -> None:
-        if sum(1 for f in self.findings if f.kind == kind) >= MAX_FINDINGS_PER_KIND:
+        if self._listed[kind] >= MAX_FINDINGS_PER_KIND:
             self.suppressed[kind] += 1
             return
+        self._listed[kind] += 1
         self.findings.append(Finding(kind, detail))
 
     def kinds(self) -> set[str]:
