@@ -9,6 +9,7 @@ store does on start) equals the live one.
 Rules come in two kinds: ``anything`` and ``garbage`` draw instructions blindly from small
 pools (so refusals of every sort happen), the others choose among what exists (so runs
 reach approvals, mixed votes, divests, expiries and paid epochs).
+Novelty may be measured after publication (SetNovelty), so epochs may wait for it.
 CHOIR_SLOW_TESTS=1 runs ten times as many examples, twice as long.
 """
 
@@ -19,7 +20,7 @@ import dataclasses
 import os
 from datetime import UTC, datetime, timedelta
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -40,6 +41,7 @@ from choir.program import (
     PostMessage,
     ProgramError,
     RecordCitations,
+    SetNovelty,
     SettleEpoch,
     Spec,
     SpecStatus,
@@ -71,6 +73,7 @@ INSTRUCTIONS = [
     Divest,
     RecordCitations,
     SettleEpoch,
+    SetNovelty,
     Grant,
     Withdraw,
 ]
@@ -83,7 +86,10 @@ amounts = st.one_of(
     st.integers(min_value=1, max_value=100),
     st.sampled_from([0, -5, 10, 10**12, SUPPLY + 1, 1.5, "10", True]),
 )
-novelties = st.one_of(st.integers(min_value=0, max_value=1_000_000), st.sampled_from([-1, 2_000_000]))
+# None: to be measured after publication (SetNovelty).
+novelties = st.one_of(
+    st.integers(min_value=0, max_value=1_000_000), st.sampled_from([None, None, -1, 2_000_000])
+)
 citation_lists = st.lists(
     st.builds(CitationInput, st.sampled_from([1, 2, 0]), ids, st.sampled_from([0, 500_000, 1_000_000, -1])),
     max_size=3,
@@ -102,6 +108,7 @@ blind = st.one_of(
     st.builds(Divest, actors, threads),
     st.builds(RecordCitations, ids, actors, threads, citation_lists),
     st.builds(SettleEpoch, st.integers(min_value=-1, max_value=400)),
+    st.builds(SetNovelty, ids, novelties),
     st.builds(Grant, actors, amounts, st.sampled_from(["g0", "g1"])),
     st.builds(Withdraw, actors, amounts, st.sampled_from(["w0", "w1"])),
 )
@@ -141,6 +148,11 @@ class ProgramMachine(RuleBasedStateMachine):
         assert self.state == before, f"apply({ins!r}) changed the state it read"
         self.state.commit(outcome)
         self.messages += outcome.messages
+        for message_id, novelty in outcome.novelty:  # as the store updates its row
+            self.messages = [
+                dataclasses.replace(m, novelty_ppm=novelty) if m.message_id == message_id else m
+                for m in self.messages
+            ]
         self.citations += outcome.citations
         self._check_outcome(before, outcome)
         return outcome
@@ -256,7 +268,9 @@ class ProgramMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.state.threads)
     @rule(data=st.data())
     def divest_as_a_co_author(self, data: st.DataObject) -> None:
-        thread_id, actor = data.draw(st.sampled_from(self._members()))
+        # Mostly from threads that someone can leave (the last co-author cannot).
+        shared = [(t, a) for t, a in self._members() if len(self.state.threads[t].co_authors) > 1]
+        thread_id, actor = data.draw(st.sampled_from(shared or self._members()))
         self.step(Divest(actor, thread_id))
 
     @rule(data=st.data())
@@ -264,12 +278,20 @@ class ProgramMachine(RuleBasedStateMachine):
         self.settle(data.draw(st.integers(min_value=-1, max_value=self.state.epoch_of(self.now) + 1)))
 
     @precondition(lambda self: self.state.epoch_posts or self.state.epoch_citations)
-    @rule(data=st.data())
-    def settle_an_active_epoch(self, data: st.DataObject) -> None:
+    @rule(data=st.data(), wait_for_novelty=st.booleans())
+    def settle_an_active_epoch(self, data: st.DataObject, wait_for_novelty: bool) -> None:
         epoch = data.draw(st.sampled_from(sorted({*self.state.epoch_posts, *self.state.epoch_citations})))
-        if epoch >= self.state.epoch_of(self.now):
-            self.now = self.state.epoch_bounds(epoch)[1]
+        end = self.state.epoch_bounds(epoch)[1]
+        if wait_for_novelty:
+            end += timedelta(seconds=PARAMS.novelty_grace_s)
+        self.now = max(self.now, end)
         self.settle(epoch)
+
+    @precondition(lambda self: any(m.novelty_ppm is None for m in self.state.messages.values()))
+    @rule(data=st.data(), novelty=st.integers(min_value=0, max_value=1_000_000))
+    def measure_novelty(self, data: st.DataObject, novelty: int) -> None:
+        waiting = sorted(m for m, ref in self.state.messages.items() if ref.novelty_ppm is None)
+        assert self.step(SetNovelty(data.draw(st.sampled_from(waiting)), novelty)) is not None
 
     # -- invariants ----------------------------------------------------------------------
 
@@ -298,5 +320,8 @@ ProgramMachine.TestCase.settings = settings(
     stateful_step_count=200 if SLOW else 100,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
+    # No "explain" phase: it traces every line, which makes shrinking a long failing run
+    # take minutes (past the suite's timeout) for a report we do not need.
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
 )
 TestProgram = ProgramMachine.TestCase
