@@ -131,7 +131,9 @@ def _cases() -> list[tuple[str, object, str]]:
         )
         if bad is not None:  # a post's novelty may be None: measured after publication (SetNovelty)
             add(f"post-novelty-{i}", PostMessage("alice", "t", "m2", "hi", bad), "invalid_payload")
-            add(f"submit-novelty-{i}", SubmitSpec("carol", "t", "s2", "hi", ONE_CHOIR, bad), "invalid_payload")
+            add(
+                f"submit-novelty-{i}", SubmitSpec("carol", "t", "s2", "hi", ONE_CHOIR, bad), "invalid_payload"
+            )
     for i, bad in enumerate(BAD_EPOCHS):
         add(f"settle-epoch-{i}", SettleEpoch(bad), "epoch_not_ended" if bad == 2**200 else "invalid_payload")
     for i, bad in enumerate(
