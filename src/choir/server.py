@@ -18,6 +18,9 @@ WS_MAX_SIZE_BYTES = 16 * MAX_FRAME_BYTES
 WS_PING_INTERVAL_S = 30.0
 # Silent for 90 s (a ping unanswered for 60 s after the last 30 s tick): closed.
 WS_PING_TIMEOUT_S = 60.0
+# No permessage-deflate: it compresses every event once per socket (~40% of the fan-out's CPU in
+# bench/bench_socket.py) and keeps ~45 KB of zlib state per connection, for small JSON frames.
+WS_PER_MESSAGE_DEFLATE = False
 
 
 def port_problem(host: str, port: int) -> str | None:
@@ -42,6 +45,7 @@ def config(settings: Settings) -> uvicorn.Config:
         ws_max_size=WS_MAX_SIZE_BYTES,
         ws_ping_interval=WS_PING_INTERVAL_S,
         ws_ping_timeout=WS_PING_TIMEOUT_S,
+        ws_per_message_deflate=WS_PER_MESSAGE_DEFLATE,
         log_level=settings.log_level.lower(),
         access_log=False,
     )
