@@ -359,7 +359,7 @@ class RawClient:
     def _keep(self, events: list[Any]) -> None:
         for event in events:
             if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
-                self.frames.append(json.loads(event.data))
+                self.frames.append(json.loads(bytes(event.data)))
 
     async def _flush(self) -> None:
         loop = asyncio.get_running_loop()
