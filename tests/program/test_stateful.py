@@ -10,7 +10,7 @@ Rules come in two kinds: ``anything`` and ``garbage`` draw instructions blindly 
 pools (so refusals of every sort happen), the others choose among what exists (so runs
 reach approvals, mixed votes, divests, expiries and paid epochs).
 Novelty may be measured after publication (SetNovelty), so epochs may wait for it.
-CHOIR_SLOW_TESTS=1 runs ten times as many examples, twice as long.
+CHOIR_SLOW_TESTS=1 runs ten times as many examples, twice as long (~5 min here: pass --timeout=0).
 """
 
 from __future__ import annotations
