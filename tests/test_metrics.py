@@ -36,10 +36,10 @@ async def answer_of(sock: Socket, ask_id: str) -> dict[str, object]:
     while True:
         frame = await sock.recv(timeout_s=60)
         payload = frame["payload"]
-        if frame["type"] == "event" and payload["kind"] == "message.posted":
-            if payload["data"]["ask_id"] == ask_id:
-                data: dict[str, object] = payload["data"]
-                return data
+        posted = frame["type"] == "event" and payload["kind"] == "message.posted"
+        if posted and payload["data"]["ask_id"] == ask_id:
+            data: dict[str, object] = payload["data"]
+            return data
 
 
 @pytest.mark.timeout(120)
