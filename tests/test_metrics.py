@@ -124,7 +124,9 @@ def test_a_delivered_post_is_timed_from_its_commit_and_other_frames_are_not() ->
     metrics = Metrics()
     at = datetime(2026, 1, 1, tzinfo=UTC)
     metrics.on_commit(Outcome(events=[Event("t1", 7, "message.posted", {"message_id": "m"}, at)]))
-    metrics.on_frame_sent(protocol.event("t1", 7, "message.posted", {"message_id": "m"}, "2026-01-01T00:00:00Z"))
+    metrics.on_frame_sent(
+        protocol.event("t1", 7, "message.posted", {"message_id": "m"}, "2026-01-01T00:00:00Z")
+    )
     metrics.on_frame_sent(protocol.event("t1", 8, "message.posted", {}, "2026-01-01T00:00:00Z"))  # unknown
     metrics.on_frame_sent(protocol.event("t1", None, "chorus.phase", {}, "2026-01-01T00:00:00Z"))
     metrics.on_frame_sent(protocol.ack("c1", {"seq": 7}))
