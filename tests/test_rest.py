@@ -337,3 +337,13 @@ async def test_unknown_route_and_wrong_method_are_json_errors(srv: Server) -> No
     async with client(srv) as http:
         assert_error(await http.get("/api/no-such-route"), 404, "not_found")
         assert_error(await http.delete("/api/threads"), 405, "method_not_allowed")
+
+
+async def test_sign_in_requests_are_rate_limited_per_client(sqlite_server: Server) -> None:
+    from choir.api import SIGN_INS_PER_MINUTE
+
+    async with httpx.AsyncClient(base_url=sqlite_server.base_url, timeout=10, verify=False) as http:
+        codes = [(await http.get("/api/auth/nonce")).status_code for _ in range(SIGN_INS_PER_MINUTE + 1)]
+        assert codes[:-1] == [200] * SIGN_INS_PER_MINUTE
+        refused = await http.get("/api/auth/nonce")
+        assert refused.status_code == 429 and refused.json()["code"] == "rate_limited"

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from choir.app import Choir, iso
 from choir.auth.errors import AuthError
 from choir.auth.origin import origin_allowed
+from choir.auth.ratelimit import SlidingWindow
 from choir.errors_http import ApiError
 from choir.ledger import POOL_NEW_MESSAGES, SUPPLY, TREASURY, thread_account, user_account
 from choir.program import CreateThread, SpecStatus, Thread, Visibility, recommended_stake
@@ -20,6 +21,8 @@ from choir.program import CreateThread, SpecStatus, Thread, Visibility, recommen
 router = APIRouter()
 COOKIE = "choir_session"
 MAX_PAGE = 200
+# Nonces plus verifies per client address and minute (a sign-in takes one of each).
+SIGN_INS_PER_MINUTE = 240
 
 
 def choir_of(request: Request) -> Choir:
@@ -67,14 +70,27 @@ class ProfileBody(BaseModel):
     display_name: str = Field(max_length=64)
 
 
+def limit_sign_in(request: Request) -> None:
+    """Each nonce is a stored row and each verify a signature check: bound them per client address."""
+    choir = choir_of(request)
+    window = choir.extras.get("sign_in_window")
+    if window is None:
+        window = choir.extras["sign_in_window"] = SlidingWindow(SIGN_INS_PER_MINUTE, 60.0)
+    client = request.client.host if request.client else "unknown"
+    if not window.hit(client):
+        raise ApiError(429, "rate_limited", f"at most {SIGN_INS_PER_MINUTE} sign-in requests a minute")
+
+
 @router.get("/api/auth/nonce", tags=["auth"])
 async def nonce(request: Request) -> dict[str, str]:
+    limit_sign_in(request)
     return await asyncio.to_thread(choir_of(request).auth.issue_nonce)
 
 
 @router.post("/api/auth/verify", tags=["auth"])
 async def verify(body: VerifyBody, request: Request, response: Response) -> dict[str, Any]:
     check_origin(request)
+    limit_sign_in(request)
     choir = choir_of(request)
     try:
         address, token = await asyncio.to_thread(

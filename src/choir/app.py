@@ -109,7 +109,12 @@ def build(settings: Settings, clock: Clock = system_clock) -> Choir:
     from choir.web_render import render_markdown
 
     store = Store(settings.sql_url, render=render_markdown)
-    params = Params(epoch_seconds=settings.epoch_seconds, min_stake=settings.min_stake)
+    params = Params(
+        epoch_seconds=settings.epoch_seconds,
+        min_stake=settings.min_stake,
+        prior_rate_ppm=settings.prior_rate_ppm,
+        author_cap_ppm=settings.author_cap_ppm,
+    )
     coordinator = Coordinator.open(store, params, clock)
     auth = AuthService(
         store,

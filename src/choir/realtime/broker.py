@@ -37,7 +37,9 @@ class LocalBroker:
         self._on_user: UserSink | None = None
         self._on_logout: Callable[[str], object] | None = None
 
-    async def start(self, on_thread: ThreadSink, on_user: UserSink, on_logout: Callable[[str], object]) -> None:
+    async def start(
+        self, on_thread: ThreadSink, on_user: UserSink, on_logout: Callable[[str], object]
+    ) -> None:
         self._on_thread, self._on_user, self._on_logout = on_thread, on_user, on_logout
 
     async def publish_thread(self, thread_id: str, seq: int | None, frame: str) -> None:
@@ -66,7 +68,9 @@ class RedisBroker:
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
-    async def start(self, on_thread: ThreadSink, on_user: UserSink, on_logout: Callable[[str], object]) -> None:
+    async def start(
+        self, on_thread: ThreadSink, on_user: UserSink, on_logout: Callable[[str], object]
+    ) -> None:
         pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         await pubsub.subscribe(CHANNEL)
         self._task = asyncio.get_running_loop().create_task(

@@ -16,7 +16,7 @@ MAX_FRAME_BYTES: Final = 64 * 1024
 MAX_CLIENT_ID_CHARS: Final = 64
 ENVELOPE_KEYS: Final = frozenset({"id", "type", "payload"})
 # Payload fields holding amounts: a bad one is `invalid_amount`, the code a client shows as such.
-AMOUNT_FIELDS: Final = frozenset({"stake"})
+AMOUNT_FIELDS: Final = frozenset({"stake", "amount"})
 
 CLIENT_TYPES: Final = (
     "subscribe",
