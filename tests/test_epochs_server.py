@@ -9,17 +9,15 @@ import contextlib
 import math
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import ROUND_FLOOR, Decimal, getcontext
 from pathlib import Path
 
 import pytest
-from harness import Server, User
+from harness import Clock, Server, User, run_server
 from sqlalchemy import create_engine, text
 
 import services
-from choir.app import create_app
-from choir.config import Settings
 from choir.ledger import SUPPLY
 
 EPOCH_S = 60
@@ -53,26 +51,10 @@ TOPICS = [
 GRACE_S = 600
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2027, 3, 1, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
 @contextlib.contextmanager
 def serve(data_dir: Path, clock: Clock, port: int) -> Iterator[Server]:
-    base = f"http://127.0.0.1:{port}"
-    settings = Settings(
-        port=port, data_dir=data_dir, public_url=base, epoch_seconds=EPOCH_S, sweep_interval_s=0.05
-    )
-    with services.run_uvicorn(create_app(settings, clock), port) as url:
-        assert url == base
-        yield Server(base, settings)
+    with run_server(data_dir, clock=clock, port=port, epoch_seconds=EPOCH_S, sweep_interval_s=0.05) as server:
+        yield server
 
 
 # -- an independent reading of DESIGN §5 --------------------------------------------------

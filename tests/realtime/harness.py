@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +38,29 @@ class Server:
         return self.base_url
 
 
+class Clock:
+    """A clock the test moves by hand: pass it to run_server and set or advance ``now``."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = now or datetime(2027, 1, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
 @contextlib.contextmanager
-def run_server(data_dir: Path, database_url: str | None = None, **overrides: Any) -> Iterator[Server]:
-    port = services.free_port()
+def run_server(
+    data_dir: Path,
+    database_url: str | None = None,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    port: int | None = None,
+    **overrides: Any,
+) -> Iterator[Server]:
+    port = port or services.free_port()
     base = f"http://127.0.0.1:{port}"
     settings = Settings(
         host="127.0.0.1",
@@ -49,7 +70,8 @@ def run_server(data_dir: Path, database_url: str | None = None, **overrides: Any
         database_url=database_url,
         **overrides,
     )
-    with services.run_uvicorn(create_app(settings), port, ws_max_size=16 * 64 * 1024) as url:
+    app = create_app(settings, clock) if clock is not None else create_app(settings)
+    with services.run_uvicorn(app, port, ws_max_size=16 * 64 * 1024) as url:
         assert url == base
         yield Server(base, settings)
 
@@ -96,7 +118,9 @@ class User:
     @contextlib.asynccontextmanager
     async def socket(self, origin: str | None = None) -> AsyncIterator[Socket]:
         headers = {"Cookie": f"choir_session={self.cookie}", "Origin": origin or self.server.origin}
-        async with connect(self.server.ws_url, additional_headers=headers, max_size=2**22, max_queue=None) as ws:
+        async with connect(
+            self.server.ws_url, additional_headers=headers, max_size=2**22, max_queue=None
+        ) as ws:
             yield Socket(ws)
 
 

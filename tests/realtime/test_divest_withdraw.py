@@ -4,34 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from harness import Server, User
+from harness import Clock, Server, User, run_server
 
-import services
-from choir.app import create_app
-from choir.config import Settings
 from choir.ledger import ONE_CHOIR
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2027, 1, 1, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
 def clocked(tmp_path: Path) -> Iterator[tuple[Server, Clock]]:
     clock = Clock()
-    port = services.free_port()
-    base = f"http://127.0.0.1:{port}"
-    settings = Settings(port=port, data_dir=tmp_path / "data", public_url=base, sweep_interval_s=0.2)
-    with services.run_uvicorn(create_app(settings, clock), port):
-        yield Server(base, settings), clock
+    with run_server(tmp_path / "data", clock=clock, sweep_interval_s=0.2) as server:
+        yield server, clock
 
 
 async def scenario(server: Server, clock: Clock) -> None:
