@@ -23,7 +23,7 @@ from choir.auth.service import AuthService
 from choir.config import Settings
 from choir.coordinator import AsyncCoordinator, Clock, Coordinator, system_clock
 from choir.duties import run_duties
-from choir.program import Grant, Outcome, Params, ProgramError
+from choir.program import Grant, Outcome, Params, ProgramError, State
 from choir.realtime import protocol
 from choir.realtime.broker import Broker, LocalBroker, RedisBroker
 from choir.realtime.hub import Hub
@@ -53,7 +53,7 @@ class Choir:
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def state(self) -> Any:
+    def state(self) -> State:
         return self.coordinator.state
 
     async def execute(self, instruction: Any) -> Outcome:
