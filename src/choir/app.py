@@ -87,18 +87,8 @@ async def _publisher(choir: Choir) -> None:
                 frame = protocol.event(e.thread_id, e.seq, e.kind, e.data, iso(e.at))
                 await choir.broker.publish_thread(e.thread_id, e.seq, frame)
             for notice in outcome.notices:
-                frame = protocol.dumps(
-                    {
-                        "type": "event",
-                        "payload": {
-                            "thread_id": notice.data.get("thread_id"),
-                            "seq": None,
-                            "kind": notice.kind,
-                            "data": notice.data,
-                            "at": iso(outcome.at or choir.clock()),
-                        },
-                    }
-                )
+                at = iso(outcome.at or choir.clock())
+                frame = protocol.event(notice.data.get("thread_id"), None, notice.kind, notice.data, at)
                 await choir.broker.publish_user(notice.address, frame)
         except Exception:
             log.exception("publishing failed")

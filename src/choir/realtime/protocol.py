@@ -226,7 +226,7 @@ def error(frame_id: str | None, code: str, message: str) -> str:
     return dumps({"type": "error", "id": frame_id, "payload": {"code": code, "message": message}})
 
 
-def event(thread_id: str, seq: int | None, kind: str, data: dict[str, Any], at: str) -> str:
+def event(thread_id: str | None, seq: int | None, kind: str, data: dict[str, Any], at: str) -> str:
     return dumps(
         {
             "type": "event",
