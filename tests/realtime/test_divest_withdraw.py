@@ -65,3 +65,30 @@ async def scenario(server: Server, clock: Clock) -> None:
 
 def test_divest_and_withdraw_over_the_socket(clocked: tuple[Server, Clock]) -> None:
     asyncio.run(scenario(*clocked))
+
+
+def test_leaving_a_private_thread_ends_its_subscription(clocked: tuple[Server, Clock]) -> None:
+    server, clock = clocked
+
+    async def run() -> None:
+        alice, bob = User(server), User(server)
+        await alice.sign_in()
+        await bob.sign_in()
+        tid = (await alice.create_thread("Inner circle", visibility="private"))["thread_id"]
+        async with alice.socket() as a, bob.socket() as b:
+            spec = await b.request("spec.submit", {"thread_id": tid, "content": "in", "stake": str(ONE_CHOIR)})
+            await a.request("spec.vote", {"spec_id": spec["payload"]["spec_id"], "approve": True})
+            assert (await b.request("subscribe", {"thread_id": tid}))["type"] == "ack"
+            clock.advance(8 * 24 * 3600)
+            assert (await b.request("thread.divest", {"thread_id": tid}))["type"] == "ack"
+            (left,) = await b.events(1)
+            assert left["kind"] == "coauthor.left" and left["data"]["address"] == bob.address
+            revoked = await b.recv()
+            assert revoked["type"] == "error" and revoked["payload"]["code"] == "forbidden"
+            await a.request("post", {"thread_id": tid, "content": "after bob left"})
+            # Bob hears nothing more of the private thread, and cannot subscribe again.
+            again = await b.request("subscribe", {"thread_id": tid})
+            assert again["payload"]["code"] == "forbidden"
+            assert not [f for f in b.pending if f["type"] == "event"]
+
+    asyncio.run(run())

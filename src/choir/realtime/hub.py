@@ -10,11 +10,14 @@ store are held and released after the replay, with duplicates dropped by seq.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
+
+from choir.realtime.protocol import error as error_frame
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,8 @@ class Subscription:
     last_seq: int
     replaying: bool = False
     held: list[tuple[int | None, str]] = field(default_factory=list)
+    # A private thread is readable by its co-authors only: leaving it ends the subscription.
+    private: bool = False
 
 
 Close = Callable[[int, str], Coroutine[object, object, None]]
@@ -117,8 +122,10 @@ class Hub:
             if not users:
                 del self.by_user[conn.address]
 
-    def subscribe(self, conn: Connection, thread_id: str, last_seq: int, replaying: bool) -> Subscription:
-        sub = Subscription(thread_id, last_seq, replaying)
+    def subscribe(
+        self, conn: Connection, thread_id: str, last_seq: int, replaying: bool, private: bool = False
+    ) -> Subscription:
+        sub = Subscription(thread_id, last_seq, replaying, private=private)
         conn.subs[thread_id] = sub
         self.by_thread.setdefault(thread_id, set()).add(conn)
         return sub
@@ -148,6 +155,17 @@ class Hub:
                 if seq is not None:
                     sub.last_seq = seq
                 conn.offer(frame)
+                self._revoke_if_left(conn, sub, frame)
+
+    def _revoke_if_left(self, conn: Connection, sub: Subscription, frame: str) -> None:
+        """The event of this connection's user leaving a private thread is the last it gets."""
+        if not sub.private or '"coauthor.left"' not in frame:
+            return
+        payload = json.loads(frame)["payload"]
+        if payload["kind"] == "coauthor.left" and payload["data"].get("address") == conn.address:
+            self.unsubscribe(conn, sub.thread_id)
+            message = f"you left the private thread {sub.thread_id!r}: unsubscribed"
+            conn.offer(error_frame(None, "forbidden", message))
 
     def finish_replay(self, conn: Connection, sub: Subscription) -> None:
         for seq, frame in sub.held:
@@ -155,6 +173,9 @@ class Hub:
                 if seq is not None:
                     sub.last_seq = seq
                 conn.offer(frame)
+                self._revoke_if_left(conn, sub, frame)
+                if sub.thread_id not in conn.subs:
+                    break
         sub.held.clear()
         sub.replaying = False
 

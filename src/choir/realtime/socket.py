@@ -161,15 +161,16 @@ class Session:
             thread = self.choir.state.threads.get(p.thread_id)
         if thread is None:
             raise ProtocolError("thread_not_found", f"no thread {p.thread_id!r}")
-        if thread.visibility is Visibility.PRIVATE and thread.member(self.conn.address) is None:
+        private = thread.visibility is Visibility.PRIVATE
+        if private and thread.member(self.conn.address) is None:
             raise ProtocolError("forbidden", "this thread is private to its co-authors")
         hub = self.choir.hub
         if p.since_seq is None:
-            hub.subscribe(self.conn, p.thread_id, thread.last_seq, replaying=False)
+            hub.subscribe(self.conn, p.thread_id, thread.last_seq, replaying=False, private=private)
             self.send_ack(frame_id, {"thread_id": p.thread_id, "seq": thread.last_seq})
             return
         # Subscribe first, holding live events, so none slips between the replay and live.
-        sub = hub.subscribe(self.conn, p.thread_id, p.since_seq, replaying=True)
+        sub = hub.subscribe(self.conn, p.thread_id, p.since_seq, replaying=True, private=private)
         self.send_ack(frame_id, {"thread_id": p.thread_id, "seq": thread.last_seq})
         while True:
             page = await asyncio.to_thread(
