@@ -4,6 +4,7 @@
 import { api, enc } from "./api.js";
 import { ceilTo, formatChoir, parseChoir, toInput, units } from "./amount.js";
 import { ApprovalPane, outcomeNote } from "./ApprovalPane.js";
+import { LeaveThread } from "./Divest.js";
 import { h, fill, spinner } from "./dom.js";
 import { MessageFlow } from "./MessageFlow.js";
 import { learn, me, nameNode } from "./names.js";
@@ -58,6 +59,10 @@ export class ChoirChat {
     if (this.threadId) this.deps.socket.unsubscribe(this.threadId);
     this.threadId = threadId;
     this.thread = null;
+    this.leave = new LeaveThread(threadId, {
+      request: (type, payload) => this.deps.socket.request(type, payload),
+      onLeft: () => this._left(threadId),
+    });
     this.flow.reset();
     fill(this.header, h("p", { class: "muted" }, spinner("Loading the thread"), " Loading the thread…"));
     fill(this.root, this.header, this.approvalRoot, this.flowRoot, this.composer, this.askRoot);
@@ -145,6 +150,8 @@ export class ChoirChat {
         break;
       case "coauthor.left":
         this.flow.note([nameNode(data.address), ` left, taking ${formatChoir(data.amount)}`], { seq, kind: "money" });
+        // A private thread is closed to the one who left: their page closes it on the divest's ack.
+        if (data.address === me() && this.thread.visibility === "private") break;
         this.refreshThread();
         this.deps.wallet.refresh();
         break;
@@ -192,7 +199,21 @@ export class ChoirChat {
         h("li", {}, "Thread balance ", h("strong", { id: "thread-balance", dataset: { units: t.balance } }, formatChoir(t.balance))),
         h("li", {}, `Minimum stake ${formatChoir(t.min_stake)}`),
         h("li", {}, `Recommended ${formatChoir(t.recommended_stake, { decimals: 2 })}`)),
-      h("div", { class: "co-authors-row" }, h("span", { class: "muted small" }, `Co-authors (${t.co_authors.length})`), coAuthors));
+      h("div", { class: "co-authors-row" }, h("span", { class: "muted small" }, `Co-authors (${t.co_authors.length})`), coAuthors),
+      this.isCoAuthor() ? this.leave.root : null);
+  }
+
+  /** After this person left the thread: their balance grew; a private thread is closed to them now. */
+  _left(threadId) {
+    this.deps.wallet.refresh();
+    if (threadId !== this.threadId) return;
+    if (this.thread?.visibility === "private") {
+      this.deps.socket.unsubscribe(threadId);
+      this.threadId = null;
+      location.hash = "#/";
+      return;
+    }
+    this.refreshThread();
   }
 
   // -- composer: post or spec ------------------------------------------------------------

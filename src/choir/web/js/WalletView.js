@@ -7,12 +7,14 @@ import { h, fill, shortAddress } from "./dom.js";
 import * as keystore from "./keystore.js";
 import { setMe } from "./names.js";
 import { describeError, notify } from "./notify.js";
+import { withdrawForm } from "./Withdraw.js";
 
 export class WalletView {
   /**
    * @param {HTMLElement} root the account panel
    * @param {HTMLElement} badge the balance shown in the top bar
-   * @param {{onSignOut: () => void, onNameChanged: () => void}} hooks
+   * @param {{onSignOut: () => void, onNameChanged: () => void,
+   *   request: (type: string, payload: object) => Promise<object>}} hooks request sends a /ws frame (withdraw)
    */
   constructor(root, badge, hooks) {
     this.root = root;
@@ -75,6 +77,7 @@ export class WalletView {
         [this.pool, ledger.pool_new_messages],
         [this.inThreads, ledger.by_class?.thread ?? "0"],
         [this.inEscrow, ledger.by_class?.escrow ?? "0"],
+        [this.withdrawn, ledger.by_class?.withdrawn ?? "0"],
         [this.supply, ledger.supply],
       ]) {
         cell.textContent = formatChoir(units);
@@ -93,6 +96,7 @@ export class WalletView {
     this.pool = cell("ledger-pool");
     this.inThreads = cell("ledger-threads");
     this.inEscrow = cell("ledger-escrow");
+    this.withdrawn = cell("ledger-withdrawn");
     this.supply = cell("ledger-supply");
     this.ledgerBox = h("details", { class: "ledger" },
       h("summary", {}, "The CHOIR ledger"),
@@ -101,6 +105,7 @@ export class WalletView {
         h("dt", {}, "Reward pool"), this.pool,
         h("dt", {}, "In threads"), this.inThreads,
         h("dt", {}, "In escrow"), this.inEscrow,
+        h("dt", {}, "Withdrawn"), this.withdrawn,
         h("dt", {}, "Supply"), this.supply));
     fill(this.root,
       h("h2", {}, "Account"),
@@ -109,6 +114,7 @@ export class WalletView {
         h("dt", {}, "Address"),
         h("dd", {}, this.address, " ", h("button", { type: "button", class: "link small", onclick: () => this._copy() }, "Copy")),
         h("dt", {}, "Balance"), this.balanceCell),
+      withdrawForm({ balance: () => this.balance(), request: this.hooks.request, onDone: () => this.refresh() }),
       this.ledgerBox,
       this._keySection(),
       h("button", { type: "button", class: "small", id: "sign-out", onclick: () => this.hooks.onSignOut() }, "Sign out"));

@@ -52,6 +52,7 @@ async function start(me, key) {
   const wallet = new WalletView($("wallet"), $("top-balance"), {
     onSignOut: () => leave(socket),
     onNameChanged: () => chat.thread && chat.refreshThread(),
+    request: (type, payload) => socket.request(type, payload),
   });
   wallet.set(me, key);
   wallet.refresh();
