@@ -55,7 +55,7 @@ def _withdraw(person: Person, amount: str) -> None:
     person.page.click("form.withdraw-form button[type=submit]")
 
 
-def test_withdraw_to_my_wallet(crowd: Crowd, server: Server) -> None:
+def test_withdraw_to_my_wallet(crowd: Crowd, server: Server, screenshots: Path) -> None:
     ada = crowd.sign_in("Ada")
     welcome = server.settings.welcome_grant
     expect(ada.balance_units()).to_have_attribute("data-units", str(welcome))
@@ -83,6 +83,7 @@ def test_withdraw_to_my_wallet(crowd: Crowd, server: Server) -> None:
     expect(ada.page.locator("#my-balance")).to_have_text("9 CHOIR")
     assert _me(ada)["balance"] == str(welcome - ONE_CHOIR)
     assert _withdrawn_units(server) == ONE_CHOIR
+    ada.page.screenshot(path=screenshots / "withdraw.png")
 
     # The server's refusal is shown too: the rest is withdrawn behind the page's back (no event
     # tells the page), so the page still believes 9 CHOIR are there and lets the form send.
@@ -126,7 +127,9 @@ def _vote(person: Person, content: str, button: str) -> None:
     spec.get_by_role("button", name=button).click()
 
 
-def test_a_co_author_leaves_after_seven_days(crowd: Crowd, server: Server, clock: Clock) -> None:
+def test_a_co_author_leaves_after_seven_days(
+    crowd: Crowd, server: Server, clock: Clock, screenshots: Path
+) -> None:
     ada, ben, cy = crowd.sign_in("Ada"), crowd.sign_in("Ben"), crowd.sign_in("Cy")
     welcome = server.settings.welcome_grant
     tid = ada.create_thread("Rivers and their birds")
@@ -157,6 +160,7 @@ def test_a_co_author_leaves_after_seven_days(crowd: Crowd, server: Server, clock
     expect(confirm.get_by_role("alert")).to_contain_text("You joined less than 7 days ago")
     expect(ada.page.locator(".co-authors li.chip")).to_have_count(2)
     expect(ben.balance_units()).to_have_attribute("data-units", str(ben_before))
+    ben.page.screenshot(path=screenshots / "leave-thread.png")
 
     clock.advance(8 * DAY_S)
     leave.click()

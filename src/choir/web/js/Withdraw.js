@@ -55,7 +55,7 @@ export function withdrawForm(hooks) {
     try {
       const ack = await hooks.request("withdraw", { amount: amount.toString() });
       input.value = "";
-      done.textContent = `Withdrew ${formatChoir(ack.amount)} to your wallet. Withdrawal id `;
+      done.textContent = `Withdrew ${formatChoir(ack.amount)} to your wallet. Withdrawal id: `;
       done.append(h("code", { class: "withdrawal-id" }, ack.withdrawal_id));
       done.dataset.withdrawalId = ack.withdrawal_id;
       notify(`Withdrew ${formatChoir(ack.amount)} to your wallet.`);
