@@ -15,7 +15,7 @@ from choir.auth.errors import AuthError
 from choir.auth.origin import origin_allowed
 from choir.auth.ratelimit import SlidingWindow
 from choir.errors_http import ApiError
-from choir.ledger import POOL_NEW_MESSAGES, SUPPLY, TREASURY, thread_account, user_account
+from choir.ledger import POOL_NEW_MESSAGES, SUPPLY, TREASURY, AccountClass, thread_account, user_account
 from choir.program import CreateThread, SpecStatus, Thread, Visibility, recommended_stake
 
 router = APIRouter()
@@ -287,7 +287,8 @@ async def ledger_summary(request: Request) -> dict[str, Any]:
     choir = choir_of(request)
     await fresh(choir)
     ledger = choir.state.ledger
-    by_class = {k: str(v) for k, v in sorted(ledger.by_class().items())}
+    totals = {str(c): 0 for c in AccountClass} | ledger.by_class()
+    by_class = {k: str(v) for k, v in sorted(totals.items())}
     return {
         "supply": str(SUPPLY),
         "treasury": str(ledger.balance(TREASURY)),
