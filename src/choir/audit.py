@@ -25,6 +25,14 @@ With an index:
     index_co_authors     a point's co-authors differ from its thread's
     index_extra          a point for a message the store does not have
     index_private        a point from a private thread (or marked private)
+With a chain (``choir audit --chain``; see choir.chain.audit_checks):
+    chain_checkpoint     the chain never settled, or a batch is in flight
+    chain_log            a transfer or message the change log does not name
+    chain_drift          a mirrored account (or the supply) whose chain balance is not the ledger's
+    chain_anchor         an anchor whose memo on chain differs from its records, or a settled
+                           range no anchor covers
+    coherence            co-authors or a message hash that differ between the store, the index
+                           and the latest anchored records
 
 The store is read inside one snapshot (a read transaction), so an audit of a live server
 sees one consistent state. Rows are streamed; memory grows with accounts and messages,
@@ -39,7 +47,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import Connection, String, cast, func, select
 
@@ -48,6 +56,9 @@ from choir.program import AI_AUTHOR, SpecStatus, Visibility
 from choir.store import schema
 from choir.store.sql import VERSION_KEY, Store
 from choir.store.vectors import VectorIndex
+
+if TYPE_CHECKING:
+    from choir.chain.audit_checks import ChainSource, IndexView, SettledView
 
 # A badly corrupted store could yield millions of findings: list this many of each kind,
 # count the rest.
@@ -72,6 +83,7 @@ class AuditReport:
     # What was looked at: accounts, transfers, threads, specs, messages, index points.
     checked: Counter[str] = field(default_factory=Counter)
     index_checked: bool = False
+    chain_checked: str | None = None  # the chain audited, "<kind>:<custody authority>"
     _listed: Counter[str] = field(default_factory=Counter, repr=False)
 
     @property
@@ -99,20 +111,25 @@ class AuditReport:
             "suppressed": dict(self.suppressed),
             "checked": dict(self.checked),
             "index_checked": self.index_checked,
+            "chain_checked": self.chain_checked,
         }
 
     def lines(self) -> list[str]:
         looked = ", ".join(f"{n} {what}" for what, n in sorted(self.checked.items()))
         out = [f"checked {looked}" + ("" if self.index_checked else " (vector index not checked)")]
+        if self.chain_checked is not None:
+            out.append(f"checked the chain {self.chain_checked}")
         out += [f"{f.kind}: {f.detail}" for f in self.findings]
         out += [f"{kind}: {n} more not listed" for kind, n in sorted(self.suppressed.items())]
         out.append("audit passed" if self.ok else f"audit FAILED: {self.finding_count} findings")
         return out
 
 
-def audit(store: Store, index: VectorIndex | None = None) -> AuditReport:
-    """Audit the store (and the index when given). Never raises on bad data: reports it."""
+def audit(store: Store, index: VectorIndex | None = None, chain: ChainSource | None = None) -> AuditReport:
+    """Audit the store (and the index, the chain when given). Never raises on bad data: reports it
+    (a chain that cannot be reached raises `choir.chain.audit_checks.CannotAuditChain`)."""
     report = AuditReport()
+    settled: SettledView | None = None
     with snapshot(store) as conn:
         params = _check_meta(conn, report)
         balances = _check_balances(conn, report)
@@ -121,9 +138,16 @@ def audit(store: Store, index: VectorIndex | None = None) -> AuditReport:
         threads = _check_threads(conn, report, params)
         messages = _check_messages(conn, report, threads)
         _check_events(conn, report, threads)
+        if chain is not None:
+            from choir.chain.audit_checks import read_settled
+
+            settled = read_settled(conn, chain)
+    indexed: IndexView | None = None
     if index is not None:
-        _check_index(index, report, threads, messages)
+        indexed = _check_index(index, report, threads, messages)
         report.index_checked = True
+    if settled is not None:
+        _check_chain(report, settled, threads, messages, indexed)
     return report
 
 
@@ -389,20 +413,54 @@ def _check_index(
     report: AuditReport,
     threads: dict[str, _Thread],
     messages: dict[str, _Message],
-) -> None:
+) -> IndexView:
+    """Check every point; return what the index says of threads and messages (for the chain check)."""
+    from choir.chain.audit_checks import IndexView
+
     expected = {
         mid
         for mid, msg in messages.items()
         if (t := threads.get(msg.thread_id)) is not None and t.visibility == Visibility.PUBLIC
     }
     present: set[str] = set()
+    co_authors: dict[str, tuple[str, ...]] = {}
+    said: dict[str, tuple[str, str]] = {}
     for point in index.scroll_all():
         report.checked["index points"] += 1
         present.add(point.message_id)
         _check_point(point, report, threads, messages)
+        # Points of one thread that disagree are each named by index_co_authors; one set stands for it.
+        co_authors.setdefault(point.thread_id, tuple(point.co_authors))
+        said[point.message_id] = (point.thread_id, point.content_hash)
     for mid in sorted(expected - present):
         msg = messages[mid]
         report.add("index_missing", f"public message {mid} in {msg.thread_id} is not in the vector index")
+    return IndexView(co_authors, said)
+
+
+# -- the chain ----------------------------------------------------------------------------
+
+
+def _check_chain(
+    report: AuditReport,
+    settled: SettledView,
+    threads: dict[str, _Thread],
+    messages: dict[str, _Message],
+    indexed: IndexView | None,
+) -> None:
+    from choir.chain.audit_checks import chain_findings
+
+    findings = chain_findings(
+        settled,
+        sql_co_authors={tid: t.co_authors for tid, t in threads.items()},
+        sql_messages={mid: (m.thread_id, m.content_hash) for mid, m in messages.items()},
+        private_threads={tid for tid, t in threads.items() if t.visibility != Visibility.PUBLIC},
+        index=indexed,
+    )
+    for kind, detail in findings:
+        report.add(kind, detail)
+    report.checked["anchored batches"] += len(settled.anchors)
+    report.chain_checked = settled.source.name
 
 
 def _check_point(

@@ -79,8 +79,18 @@ def audit(
     index: bool = typer.Option(
         True, "--index/--no-index", help="Also check the vector index against the store."
     ),
+    chain: bool = typer.Option(
+        False,
+        "--chain",
+        help="Also reconcile the chain [CHOIR_CHAIN, default the embedded litesvm] with the ledger "
+        "and check its anchored records against the store and the index.",
+    ),
 ) -> None:
     """Prove conservation and coherence from the store alone; exit 1 on any finding, 2 if it cannot audit."""
+    if chain:
+        from choir.chain.audit_command import chain_audit_command
+
+        raise typer.Exit(chain_audit_command(data_dir, database_url, index, typer.echo))
     from choir.observability.commands import audit_command
 
     raise typer.Exit(audit_command(data_dir, database_url, index, typer.echo))

@@ -1,5 +1,6 @@
 """Services started with the server beside the coordinator: the vector index and its
-indexer, and the Chorus loop. Each registers itself in ``Choir.extras``."""
+indexer, the Chorus loop, and chain settlement when configured. Each registers itself in
+``Choir.extras``."""
 
 from __future__ import annotations
 
@@ -59,9 +60,24 @@ async def start_services(choir: Choir) -> None:
     choir.extras.update(
         embedder=embedder, index=index, indexer=indexer, chorus=ChorusService(choir, chorus_loop)
     )
+    if choir.settings.chain != "none":
+        start_chain(choir)
+
+
+def start_chain(choir: Choir) -> None:
+    """The settlement worker (`CHOIR_CHAIN=litesvm|rpc`), on its own thread, woken by every commit."""
+    from choir.chain.service import chain_service_for
+
+    chain = chain_service_for(choir.settings, choir.store.engine)
+    chain.start()
+    choir.coordinator.sync.listeners.append(chain.wake)
+    choir.extras["chain"] = chain
 
 
 async def stop_services(choir: Choir) -> None:
+    chain = choir.extras.get("chain")
+    if chain is not None:
+        await chain.stop()  # the batch in progress lands (bounded), the journal covers the rest
     chorus = choir.extras.get("chorus")
     if chorus is not None:
         for task in list(chorus.running.values()):

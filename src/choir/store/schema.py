@@ -12,11 +12,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Dialect,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -204,4 +206,42 @@ nonces = Table(
     Column("expires_at", UTCTime, nullable=False),
     Column("fields", JSONText, nullable=False),
     Column("used", Boolean, nullable=False),
+)
+
+# -- chain settlement (choir.chain.sqlfeed) -------------------------------------------------
+
+changes = Table(
+    "changes",
+    metadata,
+    # One commit order for everything the chain settles or anchors: a transfer ("t", ref = its id),
+    # a published message ("m", ref = its id), a thread's new co-author set ("o", ref = the thread id,
+    # co_authors = the sorted set after the change). Store.persist numbers them while it holds the
+    # state version, so positions increase in commit order and never leave a gap.
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Column("kind", String(1), nullable=False),
+    Column("ref", String(64), nullable=False),
+    Column("co_authors", JSONText),
+    Index("ix_changes_ref_position", "ref", "position"),
+)
+
+chain_checkpoints = Table(
+    "chain_checkpoints",
+    metadata,
+    # "<litesvm|rpc>:<custody authority>": new keys start a new chain from position 0.
+    Column("chain", String(64), primary_key=True),
+    Column("checkpoint", Text, nullable=False),  # choir.chain.Checkpoint as JSON, without the snapshot
+    Column("snapshot", LargeBinary),  # the embedded chain's accounts, saved with the cursor
+    Column("snapshot_sha256", String(64)),
+    Column("updated_at", UTCTime, nullable=False),
+)
+
+chain_anchors = Table(
+    "chain_anchors",
+    metadata,
+    # The records behind each anchored Merkle root (only the root is on chain): what proofs are made of.
+    Column("chain", String(64), primary_key=True),
+    Column("through", BigInteger, primary_key=True, autoincrement=False),
+    Column("first", BigInteger, nullable=False),
+    Column("signature", String(96), nullable=False),
+    Column("batch", JSONText, nullable=False),
 )

@@ -163,6 +163,7 @@ class Store:
         transfers: list[dict[str, Any]] = []
         citations: list[dict[str, Any]] = []
         epochs: list[dict[str, Any]] = []
+        changes: list[dict[str, Any]] = []
         for o in outcomes:
             threads.update((k, codec.thread_row(v)) for k, v in o.threads.items())
             specs.update((k, codec.spec_row(v)) for k, v in o.specs.items())
@@ -178,6 +179,7 @@ class Store:
                 assert o.at is not None, "an outcome from apply() carries its time"
                 citations.extend(codec.citation_row(c, o.at) for c in o.citations)
             epochs.extend(codec.epoch_row(e) for e in o.epochs)
+            changes.extend(_changes_of(o))
         if threads:
             self._upsert(conn, schema.threads, "thread_id", list(threads.values()))
         if specs:
@@ -199,6 +201,20 @@ class Store:
         novelty = [{"mid": mid, "ppm": ppm} for o in outcomes for mid, ppm in o.novelty]
         if novelty:
             conn.execute(_SET_NOVELTY, novelty)
+        if changes:
+            self._log_changes(conn, changes)
+
+    def _log_changes(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Number the change log rows after the last committed one (read by choir.chain.sqlfeed).
+
+        Only the writer that claimed the state version gets here, and it holds that claim (the
+        version row's lock) until it commits: no other transaction can take the same positions or
+        commit a later one first, so positions follow commit order without a gap.
+        """
+        last = conn.execute(select(func.max(schema.changes.c.position))).scalar_one_or_none() or 0
+        for position, row in enumerate(rows, start=last + 1):
+            row["position"] = position
+        conn.execute(schema.changes.insert(), rows)
 
     # -- reads for the API ------------------------------------------------------------
 
@@ -236,6 +252,21 @@ class Store:
         t = schema.metadata.tables[table]
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(t)).scalar_one())
+
+
+# Events that change a thread's co-author set: the chain anchors the set after each.
+_OWNERSHIP_EVENTS = frozenset({"thread.created", "coauthor.joined", "coauthor.left"})
+
+
+def _changes_of(o: Outcome) -> Iterator[dict[str, Any]]:
+    """Change log rows of one outcome, in ledger order: its transfers, its messages, its new co-author sets."""
+    for t in o.transfers:
+        yield {"kind": "t", "ref": f"{t.id:032x}", "co_authors": None}
+    for m in o.messages:
+        yield {"kind": "m", "ref": m.message_id, "co_authors": None}
+    for thread_id in dict.fromkeys(e.thread_id for e in o.events if e.kind in _OWNERSHIP_EVENTS):
+        thread = o.threads[thread_id]  # the program puts every thread whose members it changes
+        yield {"kind": "o", "ref": thread_id, "co_authors": sorted(set(thread.co_authors))}
 
 
 def _event_row(e: Event, html_by_id: dict[str, str]) -> dict[str, Any]:
