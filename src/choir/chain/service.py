@@ -14,8 +14,10 @@ threads reach it through `reconcile()` / `verify()`, which hop onto that loop.
 Bounded everywhere: batches per wake, a pause after a commit so that close commits share a batch,
 a poll when idle (commits by other server processes wake nobody here), a capped back-off after a
 failure, a stop that waits for the batch in progress and then cancels (safe: the journal finishes it
-on the next start). A batch that fails on chain halts settlement (`SettlementHalted`): the worker stops
-and says so in its status and the log, and nothing is retried that could hide a drift.
+on the next start). Only what passes by itself is retried (a cluster or a database out of reach); a
+batch that fails on chain, a change the chain cannot mirror or a chain that does not match its genesis
+halts settlement: the worker stops, says so in its status and the log, and keeps its journal, since
+going on could hide a drift.
 
 With PostgreSQL, only the process holding the settlement advisory lock settles (as the duties do).
 """
@@ -33,11 +35,12 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 
 from choir.chain.anchor import verify_on_chain
 from choir.chain.backend import ChainBackend
 from choir.chain.embedded import open_embedded_chain
-from choir.chain.errors import ChainError, SettlementHalted
+from choir.chain.errors import ChainError, SettlementHalted, TransientChainError
 from choir.chain.genesis import ensure_genesis
 from choir.chain.keys import ChainKeys, load_or_create_keys
 from choir.chain.layout import CustodyLayout
@@ -54,6 +57,8 @@ _T = TypeVar("_T")
 CHAIN_KINDS: Final = ("litesvm", "rpc")
 SETTLEMENT_LOCK_KEY: Final = 0x43484F495253  # "CHOIRS"; the duties hold "CHOIR"
 _WAIT_POLL_S: Final = 0.02
+# Failures that pass by themselves (a cluster or a database out of reach): retried with back-off.
+_RETRYABLE: Final = (TransientChainError, OperationalError, OSError)
 
 
 def chain_name(kind: str, authority: str) -> str:
@@ -293,18 +298,20 @@ class ChainService:
                 backoff_s = cfg.retry_wait_s
                 if drained:
                     await self._idle()
-            except SettlementHalted as exc:
-                self._state, self._error = "halted", str(exc)
-                log.error("settlement halted on %s: %s", self.name, exc)
-                await self._stop.wait()
-                return
-            except Exception as exc:
+            except _RETRYABLE as exc:
                 self._error = f"{exc.__class__.__name__}: {exc}"
                 log.warning(
                     "settlement on %s failed, retrying in %.1f s: %s", self.name, backoff_s, self._error
                 )
                 await self._pause(backoff_s)
                 backoff_s = min(backoff_s * 2, cfg.retry_wait_max_s)
+            except Exception as exc:
+                # A batch that failed on chain, a change the chain cannot mirror, a genesis that does
+                # not match: going on could hide a drift, so a person must look.
+                self._state, self._error = "halted", f"{exc.__class__.__name__}: {exc}"
+                log.error("settlement halted on %s: %s", self.name, self._error, exc_info=exc)
+                await self._stop.wait()
+                return
 
     async def _open(self) -> bool:
         if not await asyncio.to_thread(self._db_lock.held):
@@ -318,7 +325,8 @@ class ChainService:
 
             backend = RpcBackend.connect(self.rpc_url)
             self._backend = backend  # closed on stop even if genesis fails
-            await ensure_genesis(backend, keys.authority, keys.multisig, GENESIS_BALANCES)
+            retry = self.config.settlement.retry
+            await ensure_genesis(backend, keys.authority, keys.multisig, GENESIS_BALANCES, retry=retry)
         worker = SettlementWorker(
             backend,
             keys.authority,
