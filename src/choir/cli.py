@@ -53,7 +53,9 @@ def serve(
 
     from choir.config import Settings
 
-    overrides: dict[str, Any] = {k: v for k, v in {"host": host, "port": port, "data_dir": data_dir}.items() if v is not None}
+    overrides: dict[str, Any] = {
+        k: v for k, v in {"host": host, "port": port, "data_dir": data_dir}.items() if v is not None
+    }
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
