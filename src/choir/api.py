@@ -176,7 +176,8 @@ def thread_view(choir: Choir, thread: Thread) -> dict[str, Any]:
             recommended_stake(balance, thread.message_count, len(thread.members), age_s)
         ),
         "message_count": thread.message_count,
-        "last_seq": thread.last_seq,
+        # Only what is stored: a client resumes from here with since_seq.
+        "last_seq": choir.coordinator.sync.committed_seq.get(thread.thread_id, 0),
     }
 
 
@@ -200,7 +201,8 @@ async def list_threads(request: Request, limit: int = Query(100, ge=1, le=500)) 
     choir = choir_of(request)
     await fresh(choir)
     address = await optional_user(request)
-    threads = [t for t in choir.state.threads.values() if readable(t, address)]
+    # list(): the writer thread may add a thread while this request reads them.
+    threads = [t for t in list(choir.state.threads.values()) if readable(t, address)]
     threads.sort(key=lambda t: (t.last_seq, t.created_at), reverse=True)
     return {"threads": [thread_view(choir, t) for t in threads[:limit]]}
 
@@ -231,7 +233,7 @@ async def thread_detail(thread_id: str, request: Request) -> dict[str, Any]:
             "voters": list(s.voters),
             "votes": [{"voter": a, "approve": v} for a, v in s.votes],
         }
-        for spec_id in sorted(choir.state.pending.get(thread_id, ()))
+        for spec_id in sorted(list(choir.state.pending.get(thread_id, ())))
         if (s := choir.state.specs[spec_id]).status is SpecStatus.PENDING
     ]
     names = await asyncio.to_thread(choir.auth.display_names, list(thread.co_authors))
@@ -367,5 +369,6 @@ async def ask(thread_id: str, body: AskBody, request: Request) -> dict[str, str]
     try:
         ask_id: str = await chorus.start(address, thread_id, body.prompt, None)
     except AskRefused as exc:
-        raise ApiError(404 if exc.code == "thread_not_found" else 403, exc.code, exc.message) from None
+        status = {"thread_not_found": 404, "rate_limited": 429}.get(exc.code, 403)
+        raise ApiError(status, exc.code, exc.message) from None
     return {"ask_id": ask_id}

@@ -55,6 +55,11 @@ class Coordinator:
         self.listeners: list[Listener] = []
         # One writer at a time per process: the state is shared by every request.
         self._lock = threading.Lock()
+        # Set while the in-memory state may hold changes the store has not committed.
+        self._dirty = False
+        # The last seq of each thread whose event is committed (the state may run ahead of
+        # it while a write is in flight): what a subscriber may safely be told is stored.
+        self.committed_seq: dict[str, int] = {t.thread_id: t.last_seq for t in state.threads.values()}
 
     @classmethod
     def open(cls, store: Store, params: Params | None = None, clock: Clock = system_clock) -> Coordinator:
@@ -76,6 +81,9 @@ class Coordinator:
         """Apply instructions in order and commit them in one transaction (group commit).
         A refused one is reported and skipped; it does not affect the others."""
         with self._lock:
+            if self._dirty:
+                # A failed write whose reload failed too: never build on uncommitted state.
+                self.reload()
             for _attempt in range(MAX_VERSION_RETRIES):
                 results = self._try(instructions, now or self.clock())
                 if results is not None:
@@ -95,8 +103,10 @@ class Coordinator:
                 # whole batch, and decide on what the others committed, not on a stale copy.
                 if self.store.shared and self.store.lock_version(conn) != self.version:
                     self.reload()
+                self._dirty = True
                 results, changed = self._apply_all(instructions, now)
                 if not changed:
+                    self._dirty = False
                     return results
                 if not self.store.claim_version(conn, self.version, self.version + 1):
                     raise _VersionMoved
@@ -108,6 +118,10 @@ class Coordinator:
             self.reload()
             raise
         self.version += 1
+        self._dirty = False
+        for outcome in changed:
+            for e in outcome.events:
+                self.committed_seq[e.thread_id] = e.seq
         return results
 
     def _apply_all(
@@ -138,6 +152,8 @@ class Coordinator:
         loaded = self.store.load_state()
         assert loaded is not None
         self.state, self.version = loaded
+        self._dirty = False
+        self.committed_seq = {t.thread_id: t.last_seq for t in self.state.threads.values()}
 
     def _notify(self, outcome: Outcome) -> None:
         for listener in self.listeners:

@@ -62,7 +62,8 @@ def due_epochs(state: State, current: int) -> list[int]:
     """Ended epochs not settled yet, oldest first: every epoch after the last settled
     one, and any older one still waiting (its novelty weights were not all measured)."""
     after = max(state.epochs, default=-1) + 1
-    waiting = {e for e in state.epoch_posts if e < current and e not in state.epochs}
+    # Copies: the coordinator's writer thread may change these while the sweep reads them.
+    waiting = {e for e in list(state.epoch_posts) if e < current and e not in state.epochs}
     return sorted(waiting | set(range(after, current)))[:MAX_EPOCHS_PER_SWEEP]
 
 
@@ -71,7 +72,12 @@ async def sweep_once(choir: Choir) -> int:
     state = choir.state
     now = choir.clock()
     applied = 0
-    due = [s.spec_id for s in state.specs.values() if s.status is SpecStatus.PENDING and s.expires_at <= now]
+    pending = [s for ids in list(state.pending.values()) for s in list(ids)]
+    due = [
+        i
+        for i in pending
+        if (s := state.specs.get(i)) and s.status is SpecStatus.PENDING and s.expires_at <= now
+    ]
     for spec_id in due:
         with contextlib.suppress(ProgramError):
             await choir.execute(Expire("sweeper", spec_id))

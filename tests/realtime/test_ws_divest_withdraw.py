@@ -16,7 +16,8 @@ from choir.ledger import ONE_CHOIR
 @pytest.fixture
 def clocked(tmp_path: Path) -> Iterator[tuple[Server, Clock]]:
     clock = Clock()
-    with run_server(tmp_path / "data", clock=clock, sweep_interval_s=0.2) as server:
+    # No background duties: an 8-day jump would settle epochs and pay rewards mid-test.
+    with run_server(tmp_path / "data", clock=clock, sweep_interval_s=3600) as server:
         yield server, clock
 
 

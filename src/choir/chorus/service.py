@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from choir.auth.ratelimit import SlidingWindow
 from choir.chorus.citations import Citation
 from choir.chorus.loop import Answer, ChorusLoop
 from choir.chorus.prompts import Phase
@@ -33,7 +34,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 # Asks running at once in this process; more wait their turn (a model is one resource).
 MAX_CONCURRENT_ASKS: Final = 4
-MAX_ANSWER_CHARS: Final = 12_000
+# The content limit is 16 KiB of UTF-8; leave room for the "asked again" note.
+MAX_ANSWER_BYTES: Final = 15_000
+# Asks started (running or waiting) per process, and per asker a minute.
+MAX_ASKS_IN_FLIGHT: Final = 64
+ASKS_PER_MINUTE: Final = 20
 
 
 class AskRefused(Exception):
@@ -49,6 +54,7 @@ class ChorusService:
         self.loop = loop
         self.slots = asyncio.Semaphore(MAX_CONCURRENT_ASKS)
         self.running: dict[str, asyncio.Task[None]] = {}
+        self.per_asker = SlidingWindow(ASKS_PER_MINUTE, 60.0)
 
     async def start(self, asker: str, thread_id: str, prompt: str, session: Session | None) -> str:
         thread = self.choir.state.threads.get(thread_id)
@@ -56,6 +62,10 @@ class ChorusService:
             raise AskRefused("thread_not_found", f"no thread {thread_id!r}")
         if thread.visibility is Visibility.PRIVATE and thread.member(asker) is None:
             raise AskRefused("forbidden", "this thread is private to its co-authors")
+        if len(self.running) >= MAX_ASKS_IN_FLIGHT or not self.per_asker.hit(asker):
+            raise AskRefused(
+                "rate_limited", f"at most {ASKS_PER_MINUTE} questions a minute; try again shortly"
+            )
         ask_id = secrets.token_hex(8)
         task = asyncio.get_running_loop().create_task(self.run(ask_id, asker, thread_id, prompt, session))
         self.running[ask_id] = task
@@ -98,7 +108,8 @@ class ChorusService:
 
     async def _post(self, ask_id: str, asker: str, thread_id: str, prompt: str, answer: Answer) -> None:
         text = answer.text.strip() or "I found nothing to say about that."
-        content = text[:MAX_ANSWER_CHARS]
+        text = _clip_utf8(text, MAX_ANSWER_BYTES)
+        content = text
         citations = tuple(_citation_input(c) for c in answer.citations)
         message_id = secrets.token_hex(12)
         for attempt in range(3):
@@ -109,9 +120,14 @@ class ChorusService:
                 break
             except DuplicateContent:
                 # The same question asked again in this thread gets the same answer; say so.
-                content = f"{text[:MAX_ANSWER_CHARS]}\n\n_(asked again: {ask_id}{'.' * attempt})_"
+                content = f"{text}\n\n_(asked again: {ask_id}{'.' * attempt})_"
         if citations:
             await self.choir.execute(RecordCitations(ask_id, asker, thread_id, citations))
+
+
+def _clip_utf8(text: str, limit_bytes: int) -> str:
+    encoded = text.encode()
+    return text if len(encoded) <= limit_bytes else encoded[:limit_bytes].decode(errors="ignore")
 
 
 def _citation_input(c: Citation) -> CitationInput:

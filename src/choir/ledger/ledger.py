@@ -104,7 +104,8 @@ class Ledger:
 
     def by_class(self) -> dict[str, int]:
         totals: dict[str, int] = {}
-        for account, amount in self.balances.items():
+        # list(): another thread may be recording a transfer while this one reads.
+        for account, amount in list(self.balances.items()):
             key = account_class(account).value
             totals[key] = totals.get(key, 0) + amount
         return totals

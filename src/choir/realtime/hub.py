@@ -150,22 +150,29 @@ class Hub:
             if sub is None:
                 continue
             if sub.replaying:
+                if len(sub.held) >= MAX_QUEUE_FRAMES:
+                    # A replay that cannot keep up with the live thread: resume later.
+                    conn.shut(SLOW_CONSUMER_CLOSE_CODE, "slow_consumer: resume with since_seq")
+                    continue
                 sub.held.append((seq, frame))
             elif seq is None or seq > sub.last_seq:
                 if seq is not None:
                     sub.last_seq = seq
                 conn.offer(frame)
-                self._revoke_if_left(conn, sub, frame)
+                self.revoke_if_left(conn, sub, frame)
 
-    def _revoke_if_left(self, conn: Connection, sub: Subscription, frame: str) -> None:
-        """The event of this connection's user leaving a private thread is the last it gets."""
+    def revoke_if_left(self, conn: Connection, sub: Subscription, frame: str) -> bool:
+        """The event of this connection's user leaving a private thread is the last it gets.
+        Returns True when the subscription ended."""
         if not sub.private or '"coauthor.left"' not in frame:
-            return
+            return False
         payload = json.loads(frame)["payload"]
-        if payload["kind"] == "coauthor.left" and payload["data"].get("address") == conn.address:
-            self.unsubscribe(conn, sub.thread_id)
-            message = f"you left the private thread {sub.thread_id!r}: unsubscribed"
-            conn.offer(error_frame(None, "forbidden", message))
+        if payload["kind"] != "coauthor.left" or payload["data"].get("address") != conn.address:
+            return False
+        self.unsubscribe(conn, sub.thread_id)
+        message = f"you left the private thread {sub.thread_id!r}: unsubscribed"
+        conn.offer(error_frame(None, "forbidden", message))
+        return True
 
     def finish_replay(self, conn: Connection, sub: Subscription) -> None:
         for seq, frame in sub.held:
@@ -173,7 +180,7 @@ class Hub:
                 if seq is not None:
                     sub.last_seq = seq
                 conn.offer(frame)
-                self._revoke_if_left(conn, sub, frame)
+                self.revoke_if_left(conn, sub, frame)
                 if sub.thread_id not in conn.subs:
                     break
         sub.held.clear()

@@ -68,7 +68,13 @@ async def websocket_endpoint(ws: WebSocket) -> None:
             log.debug("closing a socket failed", exc_info=True)
 
     conn = choir.hub.connect(address, timed_send(choir, ws.send_text), close)
-    await ws.accept()
+    try:
+        await ws.accept()
+    except BaseException:
+        # A client gone during the handshake must not keep one of its user's 5 places.
+        if conn is not None:
+            choir.hub.disconnect(conn)
+        raise
     if conn is None:
         await ws.send_text(protocol.error(None, "rate_limited", "at most 5 connections per user"))
         await ws.close(POLICY_VIOLATION, "too many connections")
@@ -165,20 +171,28 @@ class Session:
         if private and thread.member(self.conn.address) is None:
             raise ProtocolError("forbidden", "this thread is private to its co-authors")
         hub = self.choir.hub
+        # The last committed seq: the state may already hold an event still being written,
+        # and a client told of it would look for it in the store in vain.
+        latest = self.choir.coordinator.sync.committed_seq.get(p.thread_id)
+        if latest is None:
+            raise ProtocolError("thread_not_found", f"no thread {p.thread_id!r}")
         if p.since_seq is None:
-            hub.subscribe(self.conn, p.thread_id, thread.last_seq, replaying=False, private=private)
-            self.send_ack(frame_id, {"thread_id": p.thread_id, "seq": thread.last_seq})
+            hub.subscribe(self.conn, p.thread_id, latest, replaying=False, private=private)
+            self.send_ack(frame_id, {"thread_id": p.thread_id, "seq": latest})
             return
         # Subscribe first, holding live events, so none slips between the replay and live.
         sub = hub.subscribe(self.conn, p.thread_id, p.since_seq, replaying=True, private=private)
-        self.send_ack(frame_id, {"thread_id": p.thread_id, "seq": thread.last_seq})
+        self.send_ack(frame_id, {"thread_id": p.thread_id, "seq": latest})
         while True:
             page = await asyncio.to_thread(
                 self.choir.store.events_since, p.thread_id, sub.last_seq, REPLAY_PAGE
             )
             for e in page:
-                await self.conn.put(protocol.event(e.thread_id, e.seq, e.kind, e.data, iso(e.at)))
+                frame = protocol.event(e.thread_id, e.seq, e.kind, e.data, iso(e.at))
+                await self.conn.put(frame)
                 sub.last_seq = e.seq
+                if hub.revoke_if_left(self.conn, sub, frame):
+                    return
             if len(page) < REPLAY_PAGE:
                 break
         hub.finish_replay(self.conn, sub)
