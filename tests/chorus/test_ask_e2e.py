@@ -117,3 +117,17 @@ async def test_ask_over_rest_and_errors(sqlite_server: Server) -> None:
     async with alice.socket() as a:
         err = await a.request("ask", {"thread_id": "nope", "prompt": "hi"})
         assert err["type"] == "error" and err["payload"]["code"] == "thread_not_found"
+
+
+async def test_asks_are_limited_per_asker(sqlite_server: Server) -> None:
+    from choir.chorus.service import ASKS_PER_MINUTE
+
+    alice = User(sqlite_server)
+    await alice.sign_in()
+    thread = await alice.create_thread("Many questions")
+    async with alice.http() as http:
+        url = f"/api/threads/{thread['thread_id']}/ask"
+        codes = [(await http.post(url, json={"prompt": f"q{i}"})).status_code for i in range(ASKS_PER_MINUTE)]
+        assert codes == [202] * ASKS_PER_MINUTE
+        refused = await http.post(url, json={"prompt": "one more"})
+        assert refused.status_code == 429 and refused.json()["code"] == "rate_limited"
