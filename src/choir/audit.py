@@ -45,7 +45,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -54,7 +54,7 @@ from sqlalchemy import Connection, String, cast, func, select
 from choir.ledger import GENESIS_BALANCES, SUPPLY, TransferKind, account_class, escrow_account
 from choir.program import AI_AUTHOR, SpecStatus, Visibility
 from choir.store import schema
-from choir.store.sql import VERSION_KEY, Store
+from choir.store.sql import VERSION_KEY, Store, read_snapshot
 from choir.store.vectors import VectorIndex
 
 if TYPE_CHECKING:
@@ -151,23 +151,9 @@ def audit(store: Store, index: VectorIndex | None = None, chain: ChainSource | N
     return report
 
 
-@contextmanager
-def snapshot(store: Store) -> Iterator[Connection]:
+def snapshot(store: Store) -> AbstractContextManager[Connection]:
     """A connection whose reads all see one committed state of the store (read only)."""
-    with store.engine.connect() as conn:
-        if store.dialect == "postgresql":
-            # Every statement of a REPEATABLE READ transaction sees the same snapshot.
-            snap = conn.execution_options(isolation_level="REPEATABLE READ")
-            with snap.begin():
-                yield snap
-            return
-        # pysqlite starts no transaction for a SELECT; an explicit BEGIN makes the reads of
-        # this connection one WAL snapshot (taken at the first read).
-        conn.exec_driver_sql("BEGIN")
-        try:
-            yield conn
-        finally:
-            conn.rollback()
+    return read_snapshot(store.engine)
 
 
 def _rows(conn: Connection, query: Any) -> Iterator[Any]:

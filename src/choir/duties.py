@@ -11,11 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any, Final
-
-from sqlalchemy import text
+from typing import TYPE_CHECKING, Final
 
 from choir.program import Expire, ProgramError, SettleEpoch, SpecStatus, State
+from choir.store.sql import AdvisoryLock
 
 if TYPE_CHECKING:
     from choir.app import Choir
@@ -24,38 +23,6 @@ log = logging.getLogger(__name__)
 # Epochs settled per sweep: a server down for a year catches up over a few sweeps.
 MAX_EPOCHS_PER_SWEEP: Final = 500
 DUTY_LOCK_KEY: Final = 0x43484F4952  # "CHOIR"
-
-
-class DutyLock:
-    """Held for the life of the process by the one that runs the duties."""
-
-    def __init__(self, choir: Choir) -> None:
-        self.choir = choir
-        self._conn: Any = None
-
-    def held(self) -> bool:
-        if self.choir.store.dialect != "postgresql":
-            return True
-        if self._conn is not None:
-            return True
-        conn = self.choir.store.engine.connect()
-        try:
-            got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": DUTY_LOCK_KEY}).scalar())
-            conn.commit()
-        except Exception:
-            conn.close()
-            raise
-        if got:
-            self._conn = conn  # the session holds the lock until it closes
-        else:
-            conn.close()
-        return got
-
-    def release(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                self._conn.close()
-            self._conn = None
 
 
 def due_epochs(state: State, current: int) -> list[int]:
@@ -90,7 +57,7 @@ async def sweep_once(choir: Choir) -> int:
 
 
 async def run_duties(choir: Choir) -> None:
-    lock = DutyLock(choir)
+    lock = AdvisoryLock(choir.store.engine, DUTY_LOCK_KEY)
     try:
         while True:
             await asyncio.sleep(choir.settings.sweep_interval_s)

@@ -51,14 +51,14 @@ from choir.chain.cursor import Checkpoint
 from choir.chain.keys import KEYS_FILE_MODE, ChainKeys, load_or_create_keys
 from choir.chain.merkle import verify_proof
 from choir.chain.service import ChainService, ChainServiceConfig
-from choir.chain.sqlfeed import head_position, read_snapshot
+from choir.chain.sqlfeed import head_position
 from choir.chain.sqlstate import SqlAnchorLog, SqlCursorStore, load_checkpoint
 from choir.cli import app as cli
 from choir.coordinator import Coordinator
 from choir.ledger import ONE_CHOIR
 from choir.program import CreateThread, Grant, PostMessage, SubmitSpec, Vote
 from choir.store import schema
-from choir.store.sql import Store
+from choir.store.sql import Store, read_snapshot
 
 CATCH_UP_TIMEOUT_S = 20.0
 POLL_S = 0.05

@@ -32,9 +32,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Final, TypeVar
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from choir.chain.anchor import verify_on_chain
@@ -46,11 +46,12 @@ from choir.chain.keys import ChainKeys, load_or_create_keys
 from choir.chain.layout import CustodyLayout
 from choir.chain.reconcile import Drift, reconcile
 from choir.chain.settlement import SettlementConfig, SettlementWorker
-from choir.chain.sqlfeed import SqlFeed, ledger_balances_at, read_snapshot
+from choir.chain.sqlfeed import SqlFeed, ledger_balances_at
 from choir.chain.sqlstate import InclusionProof, SqlAnchorLog, SqlCursorStore
 from choir.config import Settings
 from choir.ledger import GENESIS_BALANCES, SUPPLY
 from choir.program import Outcome
+from choir.store.sql import AdvisoryLock, read_snapshot
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -101,38 +102,6 @@ class ChainStatus:
     error: str | None
 
 
-class SettlementLock:
-    """PostgreSQL: a session advisory lock held for the life of the settling process. SQLite: always."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self._conn: Any = None
-
-    def held(self) -> bool:
-        if self.engine.dialect.name != "postgresql" or self._conn is not None:
-            return True
-        conn = self.engine.connect()
-        try:
-            got = bool(
-                conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": SETTLEMENT_LOCK_KEY}).scalar()
-            )
-            conn.commit()
-        except Exception:
-            conn.close()
-            raise
-        if got:
-            self._conn = conn
-        else:
-            conn.close()
-        return got
-
-    def release(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                self._conn.close()
-            self._conn = None
-
-
 class ChainService:
     """Settles the store's change log on one chain, from its own thread."""
 
@@ -171,7 +140,7 @@ class ChainService:
         self._batch_lock: asyncio.Lock | None = None
         self._backend: ChainBackend | None = None
         self._worker: SettlementWorker | None = None
-        self._db_lock = SettlementLock(engine)
+        self._db_lock = AdvisoryLock(engine, SETTLEMENT_LOCK_KEY)
 
     # -- life --------------------------------------------------------------------------------
 

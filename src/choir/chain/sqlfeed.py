@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -25,6 +24,7 @@ from choir.chain.errors import ChainError
 from choir.chain.feed import ChainTransfer, FeedBatch
 from choir.chain.records import MessageRecord, OwnershipRecord
 from choir.store import schema
+from choir.store.sql import read_snapshot
 
 TRANSFER: Final = "t"
 MESSAGE: Final = "m"
@@ -38,23 +38,6 @@ _IN_LIST_MAX: Final = 5000
 
 class ChangeLogError(ChainError):
     """The change log names a row the store does not hold: settling on would hide a drift."""
-
-
-@contextmanager
-def read_snapshot(engine: Engine) -> Iterator[Connection]:
-    """A read-only connection whose statements all see one committed state of the store."""
-    with engine.connect() as conn:
-        if engine.dialect.name == "postgresql":
-            snap = conn.execution_options(isolation_level="REPEATABLE READ")
-            with snap.begin():
-                yield snap
-            return
-        # pysqlite starts no transaction for a SELECT; BEGIN makes the reads one WAL snapshot.
-        conn.exec_driver_sql("BEGIN")
-        try:
-            yield conn
-        finally:
-            conn.rollback()
 
 
 def head_position(conn: Connection) -> int:

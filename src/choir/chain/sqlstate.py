@@ -30,8 +30,9 @@ from sqlalchemy import Connection, Engine, select
 from choir.chain.anchor import AnchoredBatch, AnchorLog
 from choir.chain.cursor import Checkpoint
 from choir.chain.merkle import MerkleProof
-from choir.chain.sqlfeed import MESSAGE, read_snapshot
+from choir.chain.sqlfeed import MESSAGE
 from choir.store import schema
+from choir.store.sql import read_snapshot
 
 
 class SqlCursorStore:

@@ -7,6 +7,7 @@ and half an instruction is never written.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from collections.abc import Callable, Iterator, Sequence
@@ -15,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, create_engine, event, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, create_engine, event, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.pool import StaticPool
 
@@ -305,3 +306,55 @@ def _upsert_for(dialect: str) -> Upsert:
         conn.execute(stmt, rows)
 
     return upsert
+
+
+@contextmanager
+def read_snapshot(engine: Engine) -> Iterator[Connection]:
+    """A read-only connection whose statements all see one committed state of the store."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            # Every statement of a REPEATABLE READ transaction sees the same snapshot.
+            snap = conn.execution_options(isolation_level="REPEATABLE READ")
+            with snap.begin():
+                yield snap
+            return
+        # pysqlite starts no transaction for a SELECT; an explicit BEGIN makes the reads of
+        # this connection one WAL snapshot (taken at the first read).
+        conn.exec_driver_sql("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.rollback()
+
+
+class AdvisoryLock:
+    """PostgreSQL: a session advisory lock, held for the life of the process that took it
+    (the database releases it if that process dies, so another takes over). SQLite: one
+    process owns the store, so the lock is always held."""
+
+    def __init__(self, engine: Engine, key: int) -> None:
+        self.engine = engine
+        self.key = key
+        self._conn: Connection | None = None
+
+    def held(self) -> bool:
+        if self.engine.dialect.name != "postgresql" or self._conn is not None:
+            return True
+        conn = self.engine.connect()
+        try:
+            got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar())
+            conn.commit()
+        except Exception:
+            conn.close()
+            raise
+        if got:
+            self._conn = conn  # the session holds the lock until it closes
+        else:
+            conn.close()
+        return got
+
+    def release(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
