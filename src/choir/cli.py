@@ -89,13 +89,9 @@ def audit(
     ),
 ) -> None:
     """Prove conservation and coherence from the store alone; exit 1 on any finding, 2 if it cannot audit."""
-    if chain:
-        from choir.chain.audit_command import chain_audit_command
-
-        raise typer.Exit(chain_audit_command(data_dir, database_url, index, typer.echo))
     from choir.observability.commands import audit_command
 
-    raise typer.Exit(audit_command(data_dir, database_url, index, typer.echo))
+    raise typer.Exit(audit_command(data_dir, database_url, index, typer.echo, check_chain=chain))
 
 
 @app.command()

@@ -85,18 +85,32 @@ def open_index(settings: Settings) -> Iterator[Any]:
         index.close()
 
 
-def audit_command(data_dir: Path | None, database_url: str | None, check_index: bool, echo: Echo) -> int:
+def audit_command(
+    data_dir: Path | None,
+    database_url: str | None,
+    check_index: bool,
+    echo: Echo,
+    check_chain: bool = False,
+) -> int:
+    """The store audit, with the vector index unless told not to, and with ``check_chain`` also
+    the chain the store settled on (``CHOIR_CHAIN``; the embedded one when unset)."""
     from choir.audit import audit
+    from choir.chain.audit_checks import find_chain_source
+    from choir.chain.errors import ChainError
 
     try:
         settings = settings_for(data_dir, database_url)
         with open_store(settings) as store:
+            chain = None
+            if check_chain:
+                kind = "litesvm" if settings.chain == "none" else settings.chain
+                chain = find_chain_source(store, kind, settings.solana_rpc_url)
             if not check_index:
-                report = audit(store)
+                report = audit(store, chain=chain)
             else:
                 with open_index(settings) as index:
-                    report = audit(store, index)
-    except CannotOpen as exc:
+                    report = audit(store, index, chain=chain)
+    except (CannotOpen, ChainError) as exc:
         echo(f"choir audit: {exc}", err=True)
         return EXIT_CANNOT_AUDIT
     except SQLAlchemyError as exc:
