@@ -55,7 +55,7 @@ from choir.program.state import (
     content_hash,
     utc,
 )
-from choir.program.tx import Tx
+from choir.program.tx import Tx, advanced
 from choir.program.validate import (
     check_actor,
     check_amount,
@@ -162,7 +162,7 @@ def _publish(
         raise errors.DuplicateContent(f"the same content is already in {thread.thread_id!r}")
     current = tx.thread(thread.thread_id)
     seq = current.last_seq + 1
-    tx.put_thread(_counted(current, seq))
+    tx.put_thread(advanced(current, seq, new_messages=1))
     data = {
         "message_id": message_id,
         "author": author,
@@ -176,22 +176,6 @@ def _publish(
         Message(
             message_id, thread.thread_id, author, content, digest, tx.now, seq, novelty_ppm, ask_id, citations
         )
-    )
-
-
-def _counted(thread: Thread, seq: int) -> Thread:
-    """One more message, announced by the event ``seq``. Written out rather than
-    dataclasses.replace: this is the hot path of every post."""
-    return Thread(
-        thread.thread_id,
-        thread.title,
-        thread.visibility,
-        thread.creator,
-        thread.created_at,
-        thread.min_stake,
-        thread.members,
-        thread.message_count + 1,
-        seq,
     )
 
 
