@@ -23,13 +23,13 @@ from pathlib import Path
 
 from solders.keypair import Keypair
 
-from choir.audit import audit
 from choir.chain.audit_checks import find_chain_source
 from choir.chain.keys import ChainKeys
 from choir.chain.service import ChainService
-from choir.coordinator import Coordinator
+from choir.engine.coordinator import Coordinator
+from choir.ops.audit import audit
+from choir.ops.simulate import Simulator
 from choir.program import PostMessage
-from choir.sim import Simulator
 from choir.store.sql import Store
 
 LIVE_POSTS = 20
@@ -69,7 +69,7 @@ async def live_latency(path: Path) -> list[float]:
     store = Store(f"sqlite:///{path}")
     coordinator = Coordinator.open(store)
     service = ChainService(store.engine, "litesvm", ChainKeys.generate())
-    coordinator.listeners.append(service.wake)
+    coordinator.feed.subscribe("chain", lambda _commit: service.wake())
     service.start()
     await service.wait_settled(timeout_s=600)
     thread = next(iter(coordinator.state.threads.values()))

@@ -65,11 +65,20 @@ def _unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
 
 def _fill(index: EdgeVectorIndex, vectors: np.ndarray) -> None:
     for start in range(0, len(vectors), UPSERT_BATCH):
-        index.upsert([
-            VectorPoint(f"m{i}", f"t{i % 500}", vectors[i], "private" if i % 10 == 0 else "public",
-                        i % 20 == 1, f"h{i}", f"a{i % 300}")
-            for i in range(start, min(start + UPSERT_BATCH, len(vectors)))
-        ])
+        index.upsert(
+            [
+                VectorPoint(
+                    f"m{i}",
+                    f"t{i % 500}",
+                    vectors[i],
+                    "private" if i % 10 == 0 else "public",
+                    i % 20 == 1,
+                    f"h{i}",
+                    f"a{i % 300}",
+                )
+                for i in range(start, min(start + UPSERT_BATCH, len(vectors)))
+            ]
+        )
 
 
 def _latencies_ms(fn: Callable[[int], object], n: int) -> np.ndarray:
@@ -92,7 +101,9 @@ def bench_search(points: int, queries: int, dim: int = 384) -> list[Row]:
         try:
             start = time.perf_counter()
             _fill(index, vectors)
-            rows.append((f"search {label}: upsert", f"{points / (time.perf_counter() - start):.0f}", "points/s"))
+            rows.append(
+                (f"search {label}: upsert", f"{points / (time.perf_counter() - start):.0f}", "points/s")
+            )
 
             def search(i: int) -> object:
                 return index.search(near[i], SEARCH_LIMIT, SCORE_THRESHOLD)
@@ -101,7 +112,9 @@ def bench_search(points: int, queries: int, dim: int = 384) -> list[Row]:
             rows.append((f"search {label}: not optimized p50", f"{np.percentile(plain, 50):.2f}", "ms"))
             start = time.perf_counter()
             index.optimize()
-            rows.append((f"search {label}: optimize (child process)", f"{time.perf_counter() - start:.1f}", "s"))
+            rows.append(
+                (f"search {label}: optimize (child process)", f"{time.perf_counter() - start:.1f}", "s")
+            )
             _latencies_ms(search, 20)  # warm-up: pages of the new generation mapped in
             optimized = _latencies_ms(search, queries)
             rows.append((f"search {label}: optimized p50", f"{np.percentile(optimized, 50):.2f}", "ms"))
@@ -115,7 +128,9 @@ def bench_search(points: int, queries: int, dim: int = 384) -> list[Row]:
                 return hits
 
             visible = _latencies_ms(publish, len(fresh))
-            rows.append((f"search {label}: publish -> searchable p99", f"{np.percentile(visible, 99):.2f}", "ms"))
+            rows.append(
+                (f"search {label}: publish -> searchable p99", f"{np.percentile(visible, 99):.2f}", "ms")
+            )
         finally:
             index.close()
     return rows
@@ -130,7 +145,9 @@ def _print(rows: Sequence[Row]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="10k points only, fewer repetitions")
     # parse_known_args: a runner that calls every bench module's main() may pass flags meant for others.
     args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else list(argv))

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from choir.coordinator import Coordinator
+from choir.engine.coordinator import Coordinator
 from choir.ledger import ONE_CHOIR
 from choir.program import (
     CreateThread,

@@ -13,10 +13,10 @@ import pytest
 from harness import Server, User, run_server
 from typer.testing import CliRunner
 
-from choir.audit import MAX_FINDINGS_PER_KIND, AuditReport, audit
 from choir.cli import app as cli
+from choir.ops.audit import MAX_FINDINGS_PER_KIND, AuditReport, audit
+from choir.ops.simulate import Simulator
 from choir.program import content_hash
-from choir.sim import Simulator
 from choir.store.sql import Store
 from choir.store.vectors import EdgeVectorIndex, VectorPoint
 

@@ -18,7 +18,6 @@ from solders.hash import Hash
 from solders.keypair import Keypair
 from typer.testing import CliRunner
 
-from choir.audit import AuditReport, audit
 from choir.chain import FeedBatch, LiteSvmBackend
 from choir.chain.audit_checks import find_chain_source
 from choir.chain.cursor import InFlightBatch
@@ -26,9 +25,10 @@ from choir.chain.keys import ChainKeys
 from choir.chain.service import ChainService, ChainServiceConfig
 from choir.chain.sqlstate import SqlCursorStore
 from choir.cli import app as cli
-from choir.coordinator import Coordinator
+from choir.engine.coordinator import Coordinator
+from choir.ops.audit import AuditReport, audit
+from choir.ops.simulate import Simulator
 from choir.program import SubmitSpec, Vote
-from choir.sim import Simulator
 from choir.store.migrate import config as alembic_config
 from choir.store.sql import Store
 

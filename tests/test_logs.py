@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from harness import User, run_server
 
-from choir.observability import logs
+from choir.ops import logs
 
 
 @pytest.fixture

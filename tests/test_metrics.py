@@ -10,7 +10,7 @@ import pytest
 from harness import Server, Socket, User
 from prometheus_client.parser import text_string_to_metric_families
 
-from choir.observability.metrics import Metrics
+from choir.ops.metrics import Metrics
 
 POSTS = 4
 
@@ -118,12 +118,14 @@ def test_each_metrics_has_its_own_registry() -> None:
 def test_a_delivered_post_is_timed_from_its_commit_and_other_frames_are_not() -> None:
     from datetime import UTC, datetime
 
-    from choir.program import Event, Outcome
+    from choir.engine import Commit, Snapshot
+    from choir.program import Event, Outcome, State
     from choir.realtime import protocol
 
     metrics = Metrics()
     at = datetime(2026, 1, 1, tzinfo=UTC)
-    metrics.on_commit(Outcome(events=[Event("t1", 7, "message.posted", {"message_id": "m"}, at)]))
+    outcome = Outcome(events=[Event("t1", 7, "message.posted", {"message_id": "m"}, at)])
+    metrics.on_commit(Commit((outcome,), {}, Snapshot(State.genesis(at), 1)))
     metrics.on_frame_sent(
         protocol.event("t1", 7, "message.posted", {"message_id": "m"}, "2026-01-01T00:00:00Z")
     )

@@ -340,7 +340,7 @@ async def test_unknown_route_and_wrong_method_are_json_errors(srv: Server) -> No
 
 
 async def test_sign_in_requests_are_rate_limited_per_client(sqlite_server: Server) -> None:
-    from choir.api import SIGN_INS_PER_MINUTE
+    from choir.http.routes.auth import SIGN_INS_PER_MINUTE
 
     async with httpx.AsyncClient(base_url=sqlite_server.base_url, timeout=10, verify=False) as http:
         codes = [(await http.get("/api/auth/nonce")).status_code for _ in range(SIGN_INS_PER_MINUTE + 1)]

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from choir import sim
+from choir.ops import simulate as sim
 from choir.ledger import SUPPLY, Transfer, TransferKind
 from choir.program import tx as tx_module
 

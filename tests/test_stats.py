@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 
 from choir.cli import app as cli
 from choir.ledger import TREASURY, TransferKind, thread_account
-from choir.observability.analytics import Stats, day_of, sample_times, stats, treasury
+from choir.ops.analytics import Stats, day_of, sample_times, stats, treasury
+from choir.ops.simulate import Simulator
 from choir.program import (
     Instruction,
     Outcome,
@@ -31,7 +32,6 @@ from choir.program import (
     Vote,
     recommended_stake,
 )
-from choir.sim import Simulator
 from choir.store.sql import Store
 
 STEPS = 2500

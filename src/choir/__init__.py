@@ -6,8 +6,6 @@ This module is the public API; everything else is internal and may change.
 
 from typing import Any as _Any
 
-from choir.config import Settings
-from choir.coordinator import AsyncCoordinator, Coordinator
 from choir.ledger import (
     DECIMALS,
     ONE_CHOIR,
@@ -27,6 +25,7 @@ from choir.program import (
     Grant,
     Outcome,
     Params,
+    PostAnswer,
     PostMessage,
     ProgramError,
     RecordCitations,
@@ -40,7 +39,6 @@ from choir.program import (
     apply,
     recommended_stake,
 )
-from choir.store.sql import Store
 
 __version__ = "0.1.0"
 
@@ -51,7 +49,6 @@ __all__ = [
     "POOL_NEW_MESSAGES",
     "SUPPLY",
     "TREASURY",
-    "AsyncCoordinator",
     "CitationInput",
     "Coordinator",
     "CreateThread",
@@ -61,6 +58,7 @@ __all__ = [
     "Ledger",
     "Outcome",
     "Params",
+    "PostAnswer",
     "PostMessage",
     "ProgramError",
     "RecordCitations",
@@ -75,6 +73,7 @@ __all__ = [
     "Visibility",
     "Vote",
     "Withdraw",
+    "Writer",
     "__version__",
     "apply",
     "create_app",
@@ -82,8 +81,28 @@ __all__ = [
 ]
 
 
-def create_app(settings: Settings | None = None) -> _Any:
+_LAZY = {
+    "Coordinator": ("choir.engine.coordinator", "Coordinator"),
+    "Settings": ("choir.config", "Settings"),
+    "Store": ("choir.store.sql", "Store"),
+    "Writer": ("choir.engine.writer", "Writer"),
+}
+
+
+def __getattr__(name: str) -> _Any:
+    """The shell's names, imported on first use (PEP 562)."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'choir' has no attribute {name!r}")
+    import importlib
+
+    module, attribute = _LAZY[name]
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value
+    return value
+
+
+def create_app(settings: _Any = None) -> _Any:
     """The ASGI application (imported lazily: the core needs no web framework)."""
-    from choir.app import create_app as _create_app
+    from choir.server.app import create_app as _create_app
 
     return _create_app(settings)

@@ -27,8 +27,8 @@ def simulate(
     database_url: str = typer.Option("sqlite://", help="Store to drive (default: SQLite in memory)."),
 ) -> None:
     """Drive the coordinator with random valid and invalid instructions, checking every invariant."""
-    from choir.sim import SimulationFailure
-    from choir.sim import simulate as run
+    from choir.ops.simulate import SimulationFailure
+    from choir.ops.simulate import simulate as run
 
     started = time.perf_counter()
     try:
@@ -63,7 +63,7 @@ def serve(
             name = "CHOIR_" + "_".join(str(p) for p in error["loc"]).upper()
             typer.echo(f"choir: bad setting {name}: {error['msg']}", err=True)
         raise typer.Exit(2) from None
-    from choir.server import run
+    from choir.server.run import run
 
     raise typer.Exit(run(settings))
 
@@ -89,7 +89,7 @@ def audit(
     ),
 ) -> None:
     """Prove conservation and coherence from the store alone; exit 1 on any finding, 2 if it cannot audit."""
-    from choir.observability.commands import audit_command
+    from choir.ops.commands import audit_command
 
     raise typer.Exit(audit_command(data_dir, database_url, index, typer.echo, check_chain=chain))
 
@@ -103,6 +103,6 @@ def stats(
     as_json: bool = typer.Option(False, "--json", help="Print the stats as JSON (as GET /api/stats)."),
 ) -> None:
     """Activity, rewards, the most-cited priors, thread temperature over time, read from the store."""
-    from choir.observability.commands import stats_command
+    from choir.ops.commands import stats_command
 
     raise typer.Exit(stats_command(data_dir, database_url, as_json, typer.echo))

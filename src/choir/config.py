@@ -38,10 +38,16 @@ class Settings(BaseSettings):
     epoch_seconds: int = Field(3600, ge=1, description="Length of a reward epoch.")
     min_stake: int = Field(ONE_CHOIR, gt=0, description="Minimum spec stake, in base units.")
     prior_rate_ppm: int = Field(
-        10, ge=0, le=1_000_000, description="Treasury share paid as prior rewards per epoch, ppm (10 = 0.001%)."
+        10,
+        ge=0,
+        le=1_000_000,
+        description="Treasury share paid as prior rewards per epoch, ppm (10 = 0.001%).",
     )
     author_cap_ppm: int = Field(
-        200_000, ge=1, le=1_000_000, description="Most of an epoch's new-message budget one author may take, ppm."
+        200_000,
+        ge=1,
+        le=1_000_000,
+        description="Most of an epoch's new-message budget one author may take, ppm.",
     )
     welcome_grant: int = Field(
         10 * ONE_CHOIR, ge=0, description="CHOIR granted once from the treasury to a new address (0: none)."

@@ -32,7 +32,6 @@ from solders.signature import Signature
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from choir.audit import audit
 from choir.chain import (
     SUPPLY,
     ChainError,
@@ -54,8 +53,9 @@ from choir.chain.service import ChainService, ChainServiceConfig
 from choir.chain.sqlfeed import head_position
 from choir.chain.sqlstate import SqlAnchorLog, SqlCursorStore, load_checkpoint
 from choir.cli import app as cli
-from choir.coordinator import Coordinator
+from choir.engine.coordinator import Coordinator
 from choir.ledger import ONE_CHOIR
+from choir.ops.audit import audit
 from choir.program import CreateThread, Grant, PostMessage, SubmitSpec, Vote
 from choir.store import schema
 from choir.store.sql import Store, read_snapshot
@@ -328,7 +328,7 @@ def with_chain_balance(snapshot: bytes, layout: CustodyLayout, name: str, amount
 async def test_the_live_service_reconciles_and_proves_against_its_own_chain(tmp_path: Path) -> None:
     store, coordinator, _ = ledger_store(tmp_path / "choir.db")
     service = ChainService(store.engine, "litesvm", ChainKeys.generate(), config=FAST)
-    coordinator.listeners.append(service.wake)
+    coordinator.feed.subscribe("chain", lambda _commit: service.wake())
     service.start()
     try:
         await service.wait_settled()

@@ -20,7 +20,9 @@ from choir.chorus.embed import MiniLMEmbedder
 PRIORS = [
     Prior(1, "m-escrow", "A spec's stake is held in escrow until every voter has voted.", 0.81),
     Prior(2, "m-pizza", "The best pizza in Naples is at a tiny place near the station.", 0.55),
-    Prior(3, "m-divest", "A co-author who divests takes the balance divided by the number of co-authors.", 0.42),
+    Prior(
+        3, "m-divest", "A co-author who divests takes the balance divided by the number of co-authors.", 0.42
+    ),
 ]
 
 
@@ -31,7 +33,9 @@ def test_extract_markers_in_order_without_repeats() -> None:
 
 
 def test_resolve_keeps_real_priors_and_drops_the_rest() -> None:
-    text, citations = resolve("Stakes wait in escrow [1]. Pizza [7] is good [2]. Leaving pays [3, 9].", PRIORS)
+    text, citations = resolve(
+        "Stakes wait in escrow [1]. Pizza [7] is good [2]. Leaving pays [3, 9].", PRIORS
+    )
     assert text == "Stakes wait in escrow [1]. Pizza is good [2]. Leaving pays [3]."
     assert citations == [
         {"n": 1, "message_id": "m-escrow", "score": 0.81},
@@ -85,7 +89,10 @@ class KeywordEmbedder:
 def test_attribute_sentences_marks_similar_ones_only() -> None:
     answer = "Your stake waits in escrow. Nobody knows the weather. If you divest, you take a share!"
     text, citations = attribute_sentences(answer, PRIORS, KeywordEmbedder())
-    assert text == "Your stake waits in escrow [1]. Nobody knows the weather. If you divest, you take a share [3]!"
+    assert (
+        text
+        == "Your stake waits in escrow [1]. Nobody knows the weather. If you divest, you take a share [3]!"
+    )
     assert [c["message_id"] for c in citations] == ["m-escrow", "m-divest"]
 
 

@@ -76,7 +76,8 @@ class ScriptedServer:
             extra = "".join(f"{k}: {v}\r\n" for k, v in reply.headers.items())
             writer.write(
                 f"HTTP/1.1 {reply.status} X\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n"
-                f"{extra}Connection: close\r\n\r\n".encode() + data
+                f"{extra}Connection: close\r\n\r\n".encode()
+                + data
             )
             await writer.drain()
             return
@@ -143,7 +144,11 @@ async def test_streams_the_recorded_answer(scripted_server: ScriptedServer) -> N
     assert len(deltas) == 7  # streamed as the server sent it, not buffered into one piece
     [request] = scripted_server.requests
     assert request["json"] == {
-        "model": "smollm2", "messages": MESSAGES, "max_tokens": 64, "stream": True, "stop": ["\n\n"],
+        "model": "smollm2",
+        "messages": MESSAGES,
+        "max_tokens": 64,
+        "stream": True,
+        "stop": ["\n\n"],
     }
     assert request["headers"]["authorization"] == "Bearer secret-key"
 
@@ -270,7 +275,9 @@ async def test_extractive_yield_quotes_priors_with_markers() -> None:
     assert [c["message_id"] for c in citations] == ["m-escrow", "m-split", "m-expire"]
     assert clean == text
     assert text == llm.answer("How do specs settle?", PRIORS)
-    assert text == await collect_sync(llm, prompts.yield_messages("How do specs settle?", PRIORS), max_tokens=500)
+    assert text == await collect_sync(
+        llm, prompts.yield_messages("How do specs settle?", PRIORS), max_tokens=500
+    )
 
 
 async def test_extractive_without_priors_says_so() -> None:

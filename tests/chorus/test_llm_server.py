@@ -49,8 +49,19 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log_path = tmp_path_factory.mktemp("llama") / "server.log"
     log = open(log_path, "wb")  # noqa: SIM115 - closed in finally, after the server is gone
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf_path()), "--n_ctx", "2048",
-         "--host", "127.0.0.1", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(smollm2_gguf_path()),
+            "--n_ctx",
+            "2048",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -91,8 +102,9 @@ async def test_cancellation_leaves_the_server_usable(llama_server: str) -> None:
     got_one = asyncio.Event()
 
     async def consume() -> None:
-        async for _ in llm.stream(prompts.action_messages("Write a long story about a lighthouse."),
-                                  max_tokens=400):
+        async for _ in llm.stream(
+            prompts.action_messages("Write a long story about a lighthouse."), max_tokens=400
+        ):
             got_one.set()
 
     task = asyncio.create_task(consume())

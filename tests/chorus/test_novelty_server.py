@@ -37,7 +37,7 @@ async def test_a_near_duplicate_earns_nothing(sqlite_server: Server) -> None:
         first = (await a.request("post", {"thread_id": ta, "content": text_}))["payload"]["message_id"]
         assert await novelty_of(sqlite_server, first) == 1_000_000  # nothing public before it
         copy = (await b.request("post", {"thread_id": tb, "content": text_ + " "}))["payload"]["message_id"]
-        other = (await b.request("post", {"thread_id": tb, "content": "Bake bread at 230 degrees."}))
+        other = await b.request("post", {"thread_id": tb, "content": "Bake bread at 230 degrees."})
         other_id = other["payload"]["message_id"]
     assert await novelty_of(sqlite_server, copy) == 0
     assert 300_000 < await novelty_of(sqlite_server, other_id) <= 1_000_000

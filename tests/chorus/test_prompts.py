@@ -38,8 +38,9 @@ def test_one_prompt_per_phase_with_its_phase_line() -> None:
 
 def test_priors_are_numbered_one_per_line() -> None:
     messages = prompts.yield_messages(QUESTION, PRIORS)
-    assert "[1] Stakes sit in escrow until every voter votes.\n[2] Approvers share the stake equally." in (
-        messages[1]["content"]
+    assert (
+        "[1] Stakes sit in escrow until every voter votes.\n[2] Approvers share the stake equally."
+        in (messages[1]["content"])
     )
     assert prompts.parse_priors(messages) == [
         (1, "Stakes sit in escrow until every voter votes."),
@@ -83,8 +84,16 @@ def test_lengths_are_bounded() -> None:
 
 @pytest.mark.parametrize(
     ("reply", "decision"),
-    [("LOOP", "LOOP"), ("loop.", "LOOP"), ("RETURN", "RETURN"), ("I think we should return", "RETURN"),
-     ("Return, not loop", "RETURN"), ("LOOPING", "RETURN"), ("", "RETURN"), ("maybe?", "RETURN")],
+    [
+        ("LOOP", "LOOP"),
+        ("loop.", "LOOP"),
+        ("RETURN", "RETURN"),
+        ("I think we should return", "RETURN"),
+        ("Return, not loop", "RETURN"),
+        ("LOOPING", "RETURN"),
+        ("", "RETURN"),
+        ("maybe?", "RETURN"),
+    ],
 )
 def test_parse_decision_is_lenient_and_defaults_to_return(reply: str, decision: str) -> None:
     assert prompts.parse_decision(reply) == decision

@@ -33,20 +33,32 @@ def test_recall_at_5(tmp_path: Path) -> None:
     assert len(priors) >= 30 and len(questions) >= 20
     vectors = embedder.embed([p["text"] for p in priors])
     points = [
-        VectorPoint(p["id"], p["thread"], v, "public", False, hashlib.sha256(p["text"].encode()).hexdigest(),
-                    "author-" + p["thread"], ["author-" + p["thread"]])
+        VectorPoint(
+            p["id"],
+            p["thread"],
+            v,
+            "public",
+            False,
+            hashlib.sha256(p["text"].encode()).hexdigest(),
+            "author-" + p["thread"],
+            ["author-" + p["thread"]],
+        )
         for p, v in zip(priors, vectors, strict=True)
     ]
     # An AI answer that repeats a question word for word: the closest point of all, and never a prior.
     ai_text = questions[0]["q"]
-    ai_answer = VectorPoint("ai-answer", "kitchen", embedder.embed([ai_text])[0], "public", True, "h-ai", "choir")
+    ai_answer = VectorPoint(
+        "ai-answer", "kitchen", embedder.embed([ai_text])[0], "public", True, "h-ai", "choir"
+    )
     with EdgeVectorIndex(tmp_path, embedder.dim, background_optimize=False, indexing_threshold_kb=1) as index:
         index.upsert([*points, ai_answer])
         before = recall_at_k(index, embedder, questions)
         index.optimize()  # and again once HNSW serves the search
         assert index.indexed_vectors_count() > 0
         after = recall_at_k(index, embedder, questions)
-        assert "ai-answer" not in [h.message_id for h in index.search(embedder.embed([ai_text])[0], limit=TOP_K)]
+        assert "ai-answer" not in [
+            h.message_id for h in index.search(embedder.embed([ai_text])[0], limit=TOP_K)
+        ]
     assert before >= RECALL_AT_5_MIN, f"recall@5 before optimize = {before:.2f}"
     assert after >= RECALL_AT_5_MIN, f"recall@5 after optimize = {after:.2f}"
     assert after == pytest.approx(before)

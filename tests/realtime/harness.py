@@ -17,9 +17,9 @@ from nacl.signing import SigningKey
 from websockets.asyncio.client import ClientConnection, connect
 
 import services
-from choir.app import create_app
 from choir.auth.client import sign_in_message
 from choir.config import Settings
+from choir.server.app import create_app
 
 RECV_TIMEOUT_S = 10.0
 

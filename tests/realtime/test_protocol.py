@@ -23,7 +23,9 @@ async def test_two_users_thread_spec_approval_seen_in_order(server: Server) -> N
         posted = await a.request("post", {"thread_id": tid, "content": "Herons nest by the river."})
         assert posted["type"] == "ack" and posted["payload"]["seq"] == 2
         stake = 3 * ONE_CHOIR
-        spec = await b.request("spec.submit", {"thread_id": tid, "content": "Egrets too.", "stake": str(stake)})
+        spec = await b.request(
+            "spec.submit", {"thread_id": tid, "content": "Egrets too.", "stake": str(stake)}
+        )
         assert spec["type"] == "ack", spec
         vote = await a.request("spec.vote", {"spec_id": spec["payload"]["spec_id"], "approve": True})
         assert vote["type"] == "ack", vote

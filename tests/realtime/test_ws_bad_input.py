@@ -25,11 +25,11 @@ from nacl.signing import SigningKey
 from websockets.asyncio.client import connect
 
 import services
-from choir.app import create_app
 from choir.auth.client import sign_in_message
 from choir.config import Settings
 from choir.ledger import ONE_CHOIR
 from choir.realtime.protocol import MAX_CLIENT_ID_CHARS
+from choir.server.app import create_app
 
 
 class Person(User):

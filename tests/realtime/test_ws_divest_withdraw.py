@@ -77,7 +77,9 @@ def test_leaving_a_private_thread_ends_its_subscription(clocked: tuple[Server, C
         await bob.sign_in()
         tid = (await alice.create_thread("Inner circle", visibility="private"))["thread_id"]
         async with alice.socket() as a, bob.socket() as b:
-            spec = await b.request("spec.submit", {"thread_id": tid, "content": "in", "stake": str(ONE_CHOIR)})
+            spec = await b.request(
+                "spec.submit", {"thread_id": tid, "content": "in", "stake": str(ONE_CHOIR)}
+            )
             await a.request("spec.vote", {"spec_id": spec["payload"]["spec_id"], "approve": True})
             assert (await b.request("subscribe", {"thread_id": tid}))["type"] == "ack"
             clock.advance(8 * 24 * 3600)

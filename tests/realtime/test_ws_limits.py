@@ -25,8 +25,9 @@ from websockets.typing import Origin
 from websockets.uri import parse_uri
 
 from choir.auth.client import sign_in_message
+from choir.realtime import endpoint as endpoint_module
 from choir.realtime import hub as hub_module
-from choir.realtime import socket as socket_module
+from choir.realtime.endpoint import POLICY_VIOLATION
 from choir.realtime.hub import (
     LOGGED_OUT_CLOSE_CODE,
     MAX_CONNECTIONS_PER_USER,
@@ -35,8 +36,8 @@ from choir.realtime.hub import (
     Hub,
 )
 from choir.realtime.protocol import MAX_FRAME_BYTES
-from choir.realtime.socket import FRAMES_PER_MINUTE, MAX_CONTENT_BYTES, POLICY_VIOLATION
-from choir.server import WS_MAX_SIZE_BYTES
+from choir.realtime.session import FRAMES_PER_MINUTE, MAX_CONTENT_BYTES
+from choir.server.run import WS_MAX_SIZE_BYTES
 
 MESSAGE_TOO_BIG = 1009
 # Bound on waiting for the server to notice something (a close, a dropped connection).
@@ -460,7 +461,7 @@ async def test_a_client_that_reads_nothing_is_dropped_when_its_close_cannot_be_s
 ) -> None:
     # The close frame waits behind the unread data; the server gives up on it after CLOSE_TIMEOUT_S,
     # so the stuck connection stops counting among the user's five.
-    monkeypatch.setattr(socket_module, "CLOSE_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(endpoint_module, "CLOSE_TIMEOUT_S", 0.5)
     stuck_person = await signed_in(srv)
     poster = await signed_in(srv)
     thread_id = (await poster.create_thread())["thread_id"]

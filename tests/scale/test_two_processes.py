@@ -118,7 +118,9 @@ async def conversation(a: Server, b: Server) -> None:
         assert (await sb.request("subscribe", {"thread_id": tid, "since_seq": 0}))["type"] == "ack"
         assert (await sa.request("subscribe", {"thread_id": tid, "since_seq": 0}))["type"] == "ack"
         await sa.request("post", {"thread_id": tid, "content": "hello from process A"})
-        spec = await sb.request("spec.submit", {"thread_id": tid, "content": "B joins", "stake": str(ONE_CHOIR)})
+        spec = await sb.request(
+            "spec.submit", {"thread_id": tid, "content": "B joins", "stake": str(ONE_CHOIR)}
+        )
         assert spec["type"] == "ack", spec
         vote = await sa.request("spec.vote", {"spec_id": spec["payload"]["spec_id"], "approve": True})
         assert vote["type"] == "ack", vote
@@ -135,4 +137,6 @@ async def post_more(a: Server) -> None:
     tid = (await carol.create_thread("After the restart"))["thread_id"]
     async with carol.socket() as sc:
         for i in range(3):
-            assert (await sc.request("post", {"thread_id": tid, "content": f"after restart {i}"}))["type"] == "ack"
+            assert (await sc.request("post", {"thread_id": tid, "content": f"after restart {i}"}))[
+                "type"
+            ] == "ack"

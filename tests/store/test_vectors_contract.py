@@ -57,7 +57,9 @@ def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorInde
     engine: VectorIndex
     if request.param == "edge":
         # Background cycles off: a contract test must not race an optimization it did not ask for.
-        engine = EdgeVectorIndex(tmp_path / "vectors", DIM, background_optimize=False, indexing_threshold_kb=1)
+        engine = EdgeVectorIndex(
+            tmp_path / "vectors", DIM, background_optimize=False, indexing_threshold_kb=1
+        )
     else:
         engine = QdrantServerIndex(QdrantClient(":memory:"), "messages", DIM)
     yield engine
@@ -94,7 +96,9 @@ def test_results_are_best_first_and_limited(index: VectorIndex) -> None:
 
 def test_score_threshold_drops_weak_matches(index: VectorIndex) -> None:
     base = np.eye(DIM, dtype=np.float32)
-    index.upsert([point("same", base[0]), point("orthogonal", base[1]), point("close", base[0] + 0.2 * base[1])])
+    index.upsert(
+        [point("same", base[0]), point("orthogonal", base[1]), point("close", base[0] + 0.2 * base[1])]
+    )
     assert set(ids(index.search(base[0], limit=10, score_threshold=0.5))) == {"same", "close"}
     assert ids(index.search(base[0], limit=10, score_threshold=None))[:2] == ["same", "close"]
 
@@ -129,7 +133,12 @@ def test_get_returns_every_field(index: VectorIndex) -> None:
     got = index.get("m1")
     assert got is not None
     assert (got.message_id, got.thread_id, got.visibility, got.is_ai, got.content_hash, got.author) == (
-        "m1", "t9", "private", True, "hash-m1", "alice",
+        "m1",
+        "t9",
+        "private",
+        True,
+        "hash-m1",
+        "alice",
     )
     assert list(got.co_authors) == ["a", "b"]
     # Cosine engines keep the direction; the stored vector is the unit one.
@@ -156,8 +165,13 @@ def test_scroll_all_pages_through_everything(index: VectorIndex) -> None:
 
 
 def test_set_thread_meta_rewrites_that_thread_only(index: VectorIndex) -> None:
-    index.upsert([point("a1", unit(1), thread_id="ta"), point("a2", unit(2), thread_id="ta"),
-                  point("b1", unit(3), thread_id="tb")])
+    index.upsert(
+        [
+            point("a1", unit(1), thread_id="ta"),
+            point("a2", unit(2), thread_id="ta"),
+            point("b1", unit(3), thread_id="tb"),
+        ]
+    )
     index.set_thread_meta("ta", ["alice", "bob"], "private")
     for mid in ("a1", "a2"):
         got = index.get(mid)

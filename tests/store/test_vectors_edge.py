@@ -151,7 +151,9 @@ def test_the_process_keeps_running_python_during_optimize(tmp_path: Path) -> Non
     index.close()
 
 
-def test_failed_optimizer_leaves_the_live_shard_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_optimizer_leaves_the_live_shard_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(vectors, "_OPTIMIZER_SCRIPT", "import sys; sys.exit('disk on fire')")
     with EdgeVectorIndex(tmp_path, DIM, background_optimize=False) as index:
         index.upsert([point(i) for i in range(10)])

@@ -2,31 +2,22 @@
 embedded and indexed (AI answers too, marked as such, so they are never priors);
 private threads never enter the index; co-author changes update the thread's metadata.
 
-It runs beside the coordinator: committed outcomes are queued, embedded in batches off
-the event loop, and upserted, so a message is searchable well within a second without
-slowing the post path.
+It is the commit feed's ``indexer`` subscriber: committed outcomes are queued, embedded in
+batches off the event loop, and upserted, so a message is searchable well within a second
+without slowing the post path. The novelty weights a batch measures are committed together, in
+one transaction (one ``execute_all``), not one commit per message.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 from choir.chorus.embed import Embedder
-from choir.program import (
-    AI_AUTHOR,
-    Instruction,
-    Message,
-    Outcome,
-    ProgramError,
-    SetNovelty,
-    State,
-    Thread,
-    Visibility,
-)
+from choir.engine import Commit, Result, Snapshots
+from choir.program import AI_AUTHOR, Instruction, Message, Outcome, SetNovelty, State, Thread, Visibility
 from choir.rewards import novelty_ppm
 from choir.store.sql import Store
 from choir.store.vectors import VectorIndex, VectorPoint
@@ -40,20 +31,23 @@ MAX_QUEUE: Final = 100_000
 NOVELTY_NEIGHBOURS: Final = 3
 
 
+ExecuteAll = Callable[[Sequence[Instruction]], Awaitable[list[Result]]]
+
+
 class Indexer:
     def __init__(
         self,
         store: Store,
         index: VectorIndex,
         embedder: Embedder,
-        state: Any,
-        execute: Callable[[Instruction], Awaitable[Outcome]] | None = None,
+        snapshots: Snapshots,
+        execute_all: ExecuteAll | None = None,
     ) -> None:
         self.store = store
-        self.execute = execute
+        self.execute_all = execute_all
         self.index = index
         self.embedder = embedder
-        self._state = state  # a callable returning the current State
+        self.snapshots = snapshots
         self.queue: asyncio.Queue[Outcome | None] = asyncio.Queue(MAX_QUEUE)
         self.indexed = 0
         self.idle = asyncio.Event()
@@ -61,8 +55,13 @@ class Indexer:
 
     @property
     def state(self) -> State:
-        state: State = self._state()
-        return state
+        """The committed state as of now (each read takes the latest snapshot)."""
+        return self.snapshots().state
+
+    def on_commit(self, commit: Commit) -> None:
+        """The commit feed's ``indexer`` subscriber."""
+        for outcome in commit.outcomes:
+            self.offer(outcome)
 
     def offer(self, outcome: Outcome) -> None:
         if outcome.messages or any(e.kind in ("coauthor.joined", "coauthor.left") for e in outcome.events):
@@ -145,12 +144,11 @@ class Indexer:
         return measured
 
     async def record(self, measured: Sequence[tuple[str, int]]) -> None:
-        """Commit measured novelty weights (each once; a repeat is refused and ignored)."""
-        if self.execute is None:
+        """Commit measured novelty weights in one transaction (each once: a repeat is refused,
+        and a refused one is skipped without failing the others)."""
+        if self.execute_all is None or not measured:
             return
-        for message_id, weight in measured:
-            with contextlib.suppress(ProgramError):
-                await self.execute(SetNovelty(message_id, weight))
+        await self.execute_all([SetNovelty(message_id, weight) for message_id, weight in measured])
 
     async def drain(self, timeout_s: float = 5.0) -> None:
         """Wait until everything queued so far is searchable (tests and shutdown)."""

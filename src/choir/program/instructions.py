@@ -42,6 +42,20 @@ class PostMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class PostAnswer:
+    """The Choir AI's answer to ``asker``'s question ``ask_id`` in ``thread_id``. Its citations
+    are recorded for prior rewards by the same instruction, so an answer never exists without
+    its citation records (nor records without their answer)."""
+
+    ask_id: str
+    asker: str
+    thread_id: str
+    message_id: str
+    content: str
+    citations: tuple[CitationInput, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class SubmitSpec:
     actor: str
     thread_id: str
@@ -116,6 +130,7 @@ class Withdraw:
 Instruction = (
     CreateThread
     | PostMessage
+    | PostAnswer
     | SubmitSpec
     | Vote
     | Expire

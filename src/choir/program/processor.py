@@ -29,6 +29,7 @@ from choir.program.instructions import (
     Expire,
     Grant,
     Instruction,
+    PostAnswer,
     PostMessage,
     RecordCitations,
     SetNovelty,
@@ -157,7 +158,7 @@ def _publish(
     citations: tuple[Citation, ...] = (),
 ) -> None:
     digest = content_hash(content)
-    taken = tx.state.hashes.get(thread.thread_id, {}).get(digest)
+    taken = hashes.get(digest) if (hashes := tx.state.hashes.get(thread.thread_id)) else None
     if taken is not None and taken != message_id:
         raise errors.DuplicateContent(f"the same content is already in {thread.thread_id!r}")
     current = tx.thread(thread.thread_id)
@@ -395,8 +396,34 @@ def _record_citations(tx: Tx, ins: RecordCitations) -> None:
     ask_id = check_id(ins.ask_id, "ask_id")
     asker = check_actor(ins.asker)
     asking_thread = tx.thread(check_id(ins.thread_id, "thread_id")).thread_id
+    _record(tx, ask_id, asker, asking_thread, _check_citations(ins.citations))
+    tx.result = {"recorded": len(tx.citations), "eligible": sum(r.eligible for r in tx.citations)}
+
+
+def _post_answer(tx: Tx, ins: PostAnswer) -> None:
+    """The AI's answer and its citation records, in one instruction: both or neither."""
+    ask_id = check_id(ins.ask_id, "ask_id")
+    asker = check_actor(ins.asker)
+    message_id = check_id(ins.message_id, "message_id")
+    content = check_content(ins.content, tx.state.params)
+    thread = tx.thread(check_id(ins.thread_id, "thread_id"))
+    check_new_id(tx.state, message_id)
+    inputs = _check_citations(ins.citations)
+    _record(tx, ask_id, asker, thread.thread_id, inputs)
+    citations = tuple(Citation(c.n, c.message_id, c.score_ppm) for c in inputs)
+    _publish(tx, thread, message_id, AI_AUTHOR, content, NOVELTY_ONE_PPM, ask_id, citations)
+    tx.result = {
+        "message_id": message_id,
+        "seq": tx.thread(thread.thread_id).last_seq,
+        "recorded": len(tx.citations),
+        "eligible": sum(r.eligible for r in tx.citations),
+    }
+
+
+def _record(tx: Tx, ask_id: str, asker: str, asking_thread: str, inputs: tuple[CitationInput, ...]) -> None:
+    """Record an answer's citations; the eligible ones share the epoch's prior budget."""
     epoch = tx.state.epoch_of(tx.now)
-    for c in _check_citations(ins.citations):
+    for c in inputs:
         ref = tx.state.messages.get(c.message_id)
         if ref is None:
             raise errors.MessageNotFound(f"no message {c.message_id!r}")
@@ -410,7 +437,6 @@ def _record_citations(tx: Tx, ins: RecordCitations) -> None:
             and epoch not in tx.state.epochs
         )
         tx.citations.append(CitationRecord(ask_id, epoch, c.message_id, ref.thread_id, c.score_ppm, eligible))
-    tx.result = {"recorded": len(tx.citations), "eligible": sum(r.eligible for r in tx.citations)}
 
 
 def _settle_epoch(tx: Tx, ins: SettleEpoch) -> None:
@@ -425,13 +451,14 @@ def _settle_epoch(tx: Tx, ins: SettleEpoch) -> None:
     if ins.epoch in state.epochs:
         tx.result = {"epoch": ins.epoch, "already_settled": True}
         return  # settling twice pays once
-    posts = state.epoch_posts.get(ins.epoch, {})
-    waiting = sum(1 for _, w in posts.values() if w is None)
+    posts = state.epoch_posts.get(ins.epoch)
+    posted = list(posts.values()) if posts is not None else []
+    waiting = sum(1 for _, w in posted if w is None)
     if waiting and tx.now < end + timedelta(seconds=state.params.novelty_grace_s):
         raise errors.NoveltyPending(
             f"epoch {ins.epoch}: {waiting} messages still wait for their novelty weight"
         )
-    weights_by_post = [(author, NOVELTY_ONE_PPM if w is None else w) for author, w in posts.values()]
+    weights_by_post = [(author, NOVELTY_ONE_PPM if w is None else w) for author, w in posted]
     elapsed = (start - state.genesis_at).total_seconds(), (end - state.genesis_at).total_seconds()
     budget = epoch_budget(*elapsed)
     shares = split_new_message_rewards(budget, weights_by_post, state.params.author_cap_ppm)
@@ -502,6 +529,7 @@ _HANDLERS: dict[type, Callable[[Tx, Any], None]] = {
     Expire: _expire,
     Divest: _divest,
     RecordCitations: _record_citations,
+    PostAnswer: _post_answer,
     SettleEpoch: _settle_epoch,
     SetNovelty: _set_novelty,
     Grant: _grant,

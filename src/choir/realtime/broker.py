@@ -42,6 +42,15 @@ class LocalBroker:
     ) -> None:
         self._on_thread, self._on_user, self._on_logout = on_thread, on_user, on_logout
 
+    def deliver(self, item: tuple[str, str, int | None, str]) -> None:
+        """Deliver at once, without awaiting: ("t", thread_id, seq, frame) or ("u", address, None, frame)."""
+        kind, target, seq, frame = item
+        if kind == "t":
+            if self._on_thread:
+                self._on_thread(target, seq, frame)
+        elif self._on_user:
+            self._on_user(target, frame)
+
     async def publish_thread(self, thread_id: str, seq: int | None, frame: str) -> None:
         if self._on_thread:
             self._on_thread(thread_id, seq, frame)

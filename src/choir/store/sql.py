@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -25,13 +25,6 @@ from choir.program import Event, Message, Outcome, Params, State
 from choir.store import codec, schema
 
 VERSION_KEY = "state_version"
-Render = Callable[[str], str]
-
-
-def _plain_html(content: str) -> str:
-    import html
-
-    return f"<p>{html.escape(content)}</p>"
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -62,10 +55,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 class Store:
-    def __init__(self, url: str, render: Render | None = None) -> None:
+    def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        self.render = render or _plain_html
         self._upsert = _upsert_for(self.engine.dialect.name)
 
     @property
@@ -155,7 +147,9 @@ class Store:
         result = conn.execute(_CLAIM_VERSION, {"expected": str(expected), "new": str(new)})
         return result.rowcount == 1
 
-    def persist(self, conn: Connection, outcomes: Sequence[Outcome]) -> None:
+    def persist(self, conn: Connection, outcomes: Sequence[Outcome], html: Mapping[str, str]) -> None:
+        """Write a batch's outcomes; ``html`` is each published message's rendered html, by id
+        (rendered before the transaction: stored in the message row and in its event's data)."""
         threads: dict[str, dict[str, Any]] = {}
         specs: dict[str, dict[str, Any]] = {}
         balances: dict[str, int] = {}
@@ -169,12 +163,8 @@ class Store:
             threads.update((k, codec.thread_row(v)) for k, v in o.threads.items())
             specs.update((k, codec.spec_row(v)) for k, v in o.specs.items())
             balances.update(o.balances)
-            html_by_id = {}
-            for m in o.messages:
-                html = self.render(m.content)
-                html_by_id[m.message_id] = html
-                messages.append(codec.message_row(m, html))
-            events.extend(_event_row(e, html_by_id) for e in o.events)
+            messages.extend(codec.message_row(m, html.get(m.message_id, "")) for m in o.messages)
+            events.extend(_event_row(e, html) for e in o.events)
             transfers.extend(codec.transfer_row(t) for t in o.transfers)
             if o.citations:
                 assert o.at is not None, "an outcome from apply() carries its time"
@@ -270,11 +260,12 @@ def _changes_of(o: Outcome) -> Iterator[dict[str, Any]]:
         yield {"kind": "o", "ref": thread_id, "co_authors": sorted(set(thread.co_authors))}
 
 
-def _event_row(e: Event, html_by_id: dict[str, str]) -> dict[str, Any]:
+def _event_row(e: Event, html: Mapping[str, str]) -> dict[str, Any]:
+    data = e.data
     if e.kind == "message.posted":
-        # Rendered once, here, so the stored event and the live one carry the same html.
-        e.data["html"] = html_by_id.get(e.data["message_id"], "")
-    return {"thread_id": e.thread_id, "seq": e.seq, "kind": e.kind, "data": e.data, "at": e.at}
+        # The same html the live frame carries (Commit.event_data); the event itself is left as it is.
+        data = data | {"html": html.get(data["message_id"], "")}
+    return {"thread_id": e.thread_id, "seq": e.seq, "kind": e.kind, "data": data, "at": e.at}
 
 
 _SET_NOVELTY = (

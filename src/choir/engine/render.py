@@ -1,11 +1,19 @@
-"""Markdown rendered on the server and sanitised: the page never inserts unsanitised HTML."""
+"""Markdown rendered on the server and sanitised, once per message, before persist: the stored
+event and the live one carry the same html, and the page never inserts unsanitised HTML.
+The html travels beside the outcome (``Commit.html``), never written back into an event."""
 
 from __future__ import annotations
 
+import html as html_lib
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 import nh3
 from markdown_it import MarkdownIt
+
+from choir.program import Outcome
+
+Render = Callable[[str], str]
 
 _ALLOWED_TAGS = {
     "p", "br", "em", "strong", "code", "pre", "blockquote", "ul", "ol", "li", "a",
@@ -28,3 +36,13 @@ def render_markdown(content: str) -> str:
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer nofollow",
     )
+
+
+def plain_html(content: str) -> str:
+    """Escaped text in a paragraph: for a coordinator with no markdown (simulations, benchmarks)."""
+    return f"<p>{html_lib.escape(content)}</p>"
+
+
+def render_all(outcomes: Sequence[Outcome], render: Render) -> dict[str, str]:
+    """The html of every message the outcomes publish, by message id."""
+    return {m.message_id: render(m.content) for o in outcomes for m in o.messages}

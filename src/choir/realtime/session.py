@@ -1,5 +1,6 @@
-"""The ``/ws`` endpoint: authenticate the handshake, then read frames, apply limits,
-and answer each with an ``ack`` or an ``error``; events arrive through the hub."""
+"""One connection's reading side: frame limits, parsing, and a handler per frame type, each
+answered with an ``ack`` or an ``error``; events arrive through the hub. Each frame reads one
+committed snapshot."""
 
 from __future__ import annotations
 
@@ -7,18 +8,17 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Final
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from choir import program
-from choir.app import Choir, iso
-from choir.auth.origin import origin_allowed
 from choir.auth.ratelimit import TokenBucket
-from choir.observability.metrics import timed_send
+from choir.chorus.service import AskRefused, ChorusService
+from choir.engine import Snapshot, Writer
 from choir.program import PostMessage, ProgramError, SubmitSpec, Visibility, Vote
 from choir.realtime import protocol
-from choir.realtime.hub import Connection
+from choir.realtime.hub import Connection, Hub
 from choir.realtime.protocol import (
     Ask,
     Divest,
@@ -31,76 +31,25 @@ from choir.realtime.protocol import (
     Unsubscribe,
     WithdrawFunds,
 )
+from choir.realtime.publisher import iso
+from choir.store.sql import Store
 
 log = logging.getLogger(__name__)
-COOKIE = "choir_session"
-POLICY_VIOLATION = 1008
-MAX_CONTENT_BYTES = 16 * 1024
-FRAMES_PER_MINUTE = 100
-REPLAY_PAGE = 500
-# How long a closing socket may take to flush its close frame before it is dropped unread.
-CLOSE_TIMEOUT_S = 10.0
-
-
-async def websocket_endpoint(ws: WebSocket) -> None:
-    choir: Choir = ws.app.state.choir
-    # Refused before accept: the client sees HTTP 403 and no socket is opened.
-    if not origin_allowed(ws.headers.get("origin"), choir.settings.origins):
-        await ws.close(POLICY_VIOLATION)
-        return
-    token = ws.cookies.get(COOKIE)
-    address = await asyncio.to_thread(choir.auth.session_user, token) if token else None
-    if address is None:
-        await ws.close(POLICY_VIOLATION)
-        return
-
-    reader: asyncio.Task[None] | None = None
-
-    async def close(code: int, reason: str) -> None:
-        try:
-            # The close frame queues behind whatever the socket still buffers: a client that
-            # reads nothing never gets it, and must not hold its place among the 5 forever.
-            await asyncio.wait_for(ws.close(code, reason), CLOSE_TIMEOUT_S)
-        except TimeoutError:
-            if reader is not None:
-                reader.cancel()
-        except Exception:
-            log.debug("closing a socket failed", exc_info=True)
-
-    conn = choir.hub.connect(address, timed_send(choir, ws.send_text), close)
-    try:
-        await ws.accept()
-    except BaseException:
-        # A client gone during the handshake must not keep one of its user's 5 places.
-        if conn is not None:
-            choir.hub.disconnect(conn)
-        raise
-    if conn is None:
-        await ws.send_text(protocol.error(None, "rate_limited", "at most 5 connections per user"))
-        await ws.close(POLICY_VIOLATION, "too many connections")
-        return
-    session = Session(choir, conn)
-    writer = asyncio.create_task(conn.writer())
-    reader = asyncio.create_task(session.read_loop(ws))
-    try:
-        await asyncio.wait({reader})
-        if not reader.cancelled():
-            reader.result()  # a failure of the read loop is the server's to report
-    finally:
-        choir.hub.disconnect(conn)
-        reader.cancel()
-        writer.cancel()
-        # An answer nobody is waiting for is not worth its model time.
-        for task in session.tasks:
-            task.cancel()
-        await asyncio.gather(reader, writer, *session.tasks, return_exceptions=True)
+MAX_CONTENT_BYTES: Final = 16 * 1024
+FRAMES_PER_MINUTE: Final = 100
+REPLAY_PAGE: Final = 500
 
 
 class Session:
     """One connection's reading side: limits, parsing, dispatch."""
 
-    def __init__(self, choir: Choir, conn: Connection) -> None:
-        self.choir = choir
+    def __init__(
+        self, writer: Writer, store: Store, hub: Hub, chorus: ChorusService | None, conn: Connection
+    ) -> None:
+        self.writer = writer
+        self.store = store
+        self.hub = hub
+        self.chorus = chorus
         self.conn = conn
         self.bucket = TokenBucket(capacity=FRAMES_PER_MINUTE, refill_per_s=FRAMES_PER_MINUTE / 60)
         self.tasks: set[asyncio.Task[Any]] = set()
@@ -160,22 +109,26 @@ class Session:
 
     # -- handlers ---------------------------------------------------------------------
 
+    async def _snapshot(self) -> Snapshot:
+        """The committed snapshot this frame reads (caught up with other processes first, when
+        several share PostgreSQL)."""
+        if self.store.shared:
+            await asyncio.to_thread(self.writer.sync.refresh_if_stale)
+        return self.writer.snapshot()
+
     async def subscribe(self, frame_id: str, p: Subscribe) -> None:
-        thread = self.choir.state.threads.get(p.thread_id)
-        if thread is None:
-            await self._refresh()
-            thread = self.choir.state.threads.get(p.thread_id)
+        snap = self.writer.snapshot()
+        if p.thread_id not in snap.state.threads:
+            snap = await self._snapshot()
+        thread = snap.state.threads.get(p.thread_id)
         if thread is None:
             raise ProtocolError("thread_not_found", f"no thread {p.thread_id!r}")
         private = thread.visibility is Visibility.PRIVATE
         if private and thread.member(self.conn.address) is None:
             raise ProtocolError("forbidden", "this thread is private to its co-authors")
-        hub = self.choir.hub
-        # The last committed seq: the state may already hold an event still being written,
-        # and a client told of it would look for it in the store in vain.
-        latest = self.choir.coordinator.sync.committed_seq.get(p.thread_id)
-        if latest is None:
-            raise ProtocolError("thread_not_found", f"no thread {p.thread_id!r}")
+        hub = self.hub
+        # A snapshot holds only committed events, so the store has every seq up to this one.
+        latest = thread.last_seq
         if p.since_seq is None:
             hub.subscribe(self.conn, p.thread_id, latest, replaying=False, private=private)
             self.send_ack(frame_id, {"thread_id": p.thread_id, "seq": latest})
@@ -184,9 +137,7 @@ class Session:
         sub = hub.subscribe(self.conn, p.thread_id, p.since_seq, replaying=True, private=private)
         self.send_ack(frame_id, {"thread_id": p.thread_id, "seq": latest})
         while True:
-            page = await asyncio.to_thread(
-                self.choir.store.events_since, p.thread_id, sub.last_seq, REPLAY_PAGE
-            )
+            page = await asyncio.to_thread(self.store.events_since, p.thread_id, sub.last_seq, REPLAY_PAGE)
             for e in page:
                 frame = protocol.event(e.thread_id, e.seq, e.kind, e.data, iso(e.at))
                 await self.conn.put(frame)
@@ -197,19 +148,15 @@ class Session:
                 break
         hub.finish_replay(self.conn, sub)
 
-    async def _refresh(self) -> None:
-        if self.choir.store.dialect != "sqlite":
-            await asyncio.to_thread(self.choir.coordinator.sync.refresh_if_stale)
-
     async def unsubscribe(self, frame_id: str, p: Unsubscribe) -> None:
-        if not self.choir.hub.unsubscribe(self.conn, p.thread_id):
+        if not self.hub.unsubscribe(self.conn, p.thread_id):
             raise ProtocolError("not_subscribed", f"not subscribed to {p.thread_id!r}")
         self.send_ack(frame_id, {})
 
     async def post(self, frame_id: str, p: Post) -> None:
         _check_content(p.content)
         message_id = secrets.token_hex(12)
-        outcome = await self.choir.execute(
+        outcome = await self.writer.execute(
             PostMessage(self.conn.address, p.thread_id, message_id, p.content, novelty_ppm=None)
         )
         self.send_ack(frame_id, outcome.result)
@@ -220,33 +167,39 @@ class Session:
         instruction = SubmitSpec(
             self.conn.address, p.thread_id, spec_id, p.content, p.stake_units, novelty_ppm=None
         )
-        outcome = await self.choir.execute(instruction)
+        outcome = await self.writer.execute(instruction)
         self.send_ack(frame_id, outcome.result)
 
     async def spec_vote(self, frame_id: str, p: SpecVote) -> None:
-        outcome = await self.choir.execute(Vote(self.conn.address, p.spec_id, p.approve))
+        outcome = await self.writer.execute(Vote(self.conn.address, p.spec_id, p.approve))
         self.send_ack(frame_id, {"seq": outcome.result["seq"]})
 
     async def divest(self, frame_id: str, p: Divest) -> None:
-        outcome = await self.choir.execute(program.Divest(self.conn.address, p.thread_id))
+        outcome = await self.writer.execute(program.Divest(self.conn.address, p.thread_id))
         self.send_ack(frame_id, {"amount": outcome.result["amount"], "seq": outcome.result["seq"]})
 
     async def withdraw(self, frame_id: str, p: WithdrawFunds) -> None:
         withdrawal_id = secrets.token_hex(12)
-        outcome = await self.choir.execute(program.Withdraw(self.conn.address, p.amount_units, withdrawal_id))
+        outcome = await self.writer.execute(
+            program.Withdraw(self.conn.address, p.amount_units, withdrawal_id)
+        )
         self.send_ack(frame_id, {"withdrawal_id": withdrawal_id, "amount": outcome.result["amount"]})
 
     async def ask(self, frame_id: str, p: Ask) -> None:
-        chorus = self.choir.extras.get("chorus")
-        if chorus is None:
+        if self.chorus is None:
             raise ProtocolError("unavailable", "the Chorus loop is not running on this server")
-        from choir.chorus.service import AskRefused
-
         try:
-            ask_id = await chorus.start(self.conn.address, p.thread_id, p.prompt, self)
+            ask_id, task = await self.chorus.start(self.conn.address, p.thread_id, p.prompt, self.echo)
         except AskRefused as exc:
             raise ProtocolError(exc.code, exc.message) from None
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
         self.send_ack(frame_id, {"ask_id": ask_id})
+
+    def echo(self, thread_id: str, kind: str, data: dict[str, Any]) -> None:
+        """Show the asker a live event of a thread it is not subscribed to (its answer's phases)."""
+        if thread_id not in self.conn.subs:
+            self.conn.offer(protocol.event(thread_id, None, kind, data, iso(self.writer.sync.clock())))
 
     async def ping(self, frame_id: str, _p: Ping) -> None:
         self.send_ack(frame_id, {})

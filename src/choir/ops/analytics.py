@@ -18,8 +18,8 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, func, or_, select
 
-from choir.audit import snapshot
 from choir.ledger import GENESIS_BALANCES, ONE_CHOIR, TREASURY, TransferKind, thread_account
+from choir.ops.audit import snapshot
 from choir.program import AI_AUTHOR, Visibility
 from choir.program.pricing import SECONDS_PER_DAY, recommended_stake, temperature
 from choir.store import schema

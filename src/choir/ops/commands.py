@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from choir.config import Settings
 from choir.ledger import ONE_CHOIR
-from choir.observability.analytics import Stats, stats
+from choir.ops.analytics import Stats, stats
 from choir.store.sql import Store
 
 EXIT_CLEAN: Final = 0
@@ -94,9 +94,9 @@ def audit_command(
 ) -> int:
     """The store audit, with the vector index unless told not to, and with ``check_chain`` also
     the chain the store settled on (``CHOIR_CHAIN``; the embedded one when unset)."""
-    from choir.audit import audit
     from choir.chain.audit_checks import find_chain_source
     from choir.chain.errors import ChainError
+    from choir.ops.audit import audit
 
     try:
         settings = settings_for(data_dir, database_url)

@@ -11,6 +11,7 @@ import uvicorn
 
 from choir.config import Settings
 from choir.realtime.protocol import MAX_FRAME_BYTES
+from choir.server.app import create_app
 
 # Frames past 64 KiB get a `too_large` error from the app; only beyond this does the
 # socket layer itself close the connection (1009), so a big frame never costs memory.
@@ -36,8 +37,6 @@ def port_problem(host: str, port: int) -> str | None:
 
 
 def config(settings: Settings) -> uvicorn.Config:
-    from choir.app import create_app
-
     return uvicorn.Config(
         create_app(settings),
         host=settings.host,

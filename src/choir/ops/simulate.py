@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from choir.coordinator import Coordinator
-from choir.duties import due_epochs
+from choir.engine.coordinator import Coordinator
+from choir.engine.duties import due_epochs
 from choir.ledger import ONE_CHOIR, user_account
 from choir.program import (
     CitationInput,
@@ -136,7 +136,9 @@ class Simulator:
     def due_epochs(self) -> list[Instruction]:
         """The sweeper's epoch settlements that came due (those waiting for novelty weights
         are retried each step); occasionally a repeat of a settled one (a no-op)."""
-        due: list[Instruction] = [SettleEpoch(e) for e in due_epochs(self.state, self.state.epoch_of(self.now))]
+        due: list[Instruction] = [
+            SettleEpoch(e) for e in due_epochs(self.state, self.state.epoch_of(self.now))
+        ]
         if self.state.epochs and self.rng.random() < 0.05:
             due.append(SettleEpoch(self.rng.choice(sorted(self.state.epochs))))
         return due

@@ -1,13 +1,38 @@
-"""Errors as JSON ``{code, message}`` with a fitting HTTP status."""
+"""Every refusal as JSON ``{code, message}`` with its HTTP status, from one table.
+
+A ``ProgramError`` gets the status of its family (not found 404, forbidden 403, conflict 409,
+rate limited 429, invalid 422, else 400); a refusal from outside the program (auth, the Chorus
+loop) gets the status its code has in ``STATUS_BY_CODE``."""
 
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Final
+
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from choir.program import ProgramError, errors
+
+PROGRAM_STATUS: Final = (
+    (errors.NotFound, 404),
+    (errors.Forbidden, 403),
+    (errors.Conflict, 409),
+    (errors.RateLimited, 429),
+    (errors.InvalidInput, 422),
+)
+# Codes of refusals made outside the program, by status.
+STATUS_BY_CODE: Final = {
+    "thread_not_found": 404,
+    "message_not_found": 404,
+    "not_found": 404,
+    "forbidden": 403,
+    "unauthorized": 401,
+    "rate_limited": 429,
+    "invalid_payload": 422,
+    "unavailable": 503,
+}
 
 
 class ApiError(Exception):
@@ -17,15 +42,14 @@ class ApiError(Exception):
         self.code = code
         self.message = message
 
+    @classmethod
+    def of(cls, code: str, message: str, default_status: int = 403) -> ApiError:
+        """A refusal by code, with the status the table gives it."""
+        return cls(STATUS_BY_CODE.get(code, default_status), code, message)
+
 
 def program_status(error: ProgramError) -> int:
-    for cls, status in (
-        (errors.NotFound, 404),
-        (errors.Forbidden, 403),
-        (errors.Conflict, 409),
-        (errors.RateLimited, 429),
-        (errors.InvalidInput, 422),
-    ):
+    for cls, status in PROGRAM_STATUS:
         if isinstance(error, cls):
             return status
     return 400
@@ -56,3 +80,10 @@ async def http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     return JSONResponse(body(code, str(exc.detail)), status_code=exc.status_code)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(ProgramError, program_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)

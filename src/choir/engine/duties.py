@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
+from sqlalchemy import Engine
+
+from choir.engine.ports import Clock, Execute, Snapshots
 from choir.program import Expire, ProgramError, SettleEpoch, SpecStatus, State
 from choir.store.sql import AdvisoryLock
-
-if TYPE_CHECKING:
-    from choir.app import Choir
 
 log = logging.getLogger(__name__)
 # Epochs settled per sweep: a server down for a year catches up over a few sweeps.
@@ -29,41 +29,42 @@ def due_epochs(state: State, current: int) -> list[int]:
     """Ended epochs not settled yet, oldest first: every epoch after the last settled
     one, and any older one still waiting (its novelty weights were not all measured)."""
     after = max(state.epochs, default=-1) + 1
-    # Copies: the coordinator's writer thread may change these while the sweep reads them.
-    waiting = {e for e in list(state.epoch_posts) if e < current and e not in state.epochs}
+    waiting = {e for e in state.epoch_posts if e < current and e not in state.epochs}
     return sorted(waiting | set(range(after, current)))[:MAX_EPOCHS_PER_SWEEP]
 
 
-async def sweep_once(choir: Choir) -> int:
+async def sweep_once(snapshots: Snapshots, execute: Execute, clock: Clock) -> int:
     """Expire specs past their time and settle ended epochs; returns instructions applied."""
-    state = choir.state
-    now = choir.clock()
+    state = snapshots().state  # one committed snapshot decides what is due
+    now = clock()
     applied = 0
-    pending = [s for ids in list(state.pending.values()) for s in list(ids)]
     due = [
-        i
-        for i in pending
-        if (s := state.specs.get(i)) and s.status is SpecStatus.PENDING and s.expires_at <= now
+        spec_id
+        for ids in state.pending.values()
+        for spec_id in ids
+        if (s := state.specs.get(spec_id)) and s.status is SpecStatus.PENDING and s.expires_at <= now
     ]
     for spec_id in due:
         with contextlib.suppress(ProgramError):
-            await choir.execute(Expire("sweeper", spec_id))
+            await execute(Expire("sweeper", spec_id))
             applied += 1
     for epoch in due_epochs(state, state.epoch_of(now)):
         with contextlib.suppress(ProgramError):
-            await choir.execute(SettleEpoch(epoch))
+            await execute(SettleEpoch(epoch))
             applied += 1
     return applied
 
 
-async def run_duties(choir: Choir) -> None:
-    lock = AdvisoryLock(choir.store.engine, DUTY_LOCK_KEY)
+async def run_duties(
+    engine: Engine, snapshots: Snapshots, execute: Execute, clock: Clock, interval_s: float
+) -> None:
+    lock = AdvisoryLock(engine, DUTY_LOCK_KEY)
     try:
         while True:
-            await asyncio.sleep(choir.settings.sweep_interval_s)
+            await asyncio.sleep(interval_s)
             try:
                 if await asyncio.to_thread(lock.held):
-                    await sweep_once(choir)
+                    await sweep_once(snapshots, execute, clock)
             except Exception:
                 log.exception("background duties failed; retrying at the next sweep")
     finally:

@@ -3,10 +3,10 @@ as in the tests, never share a series).
 
 Metric                              what is measured, and where
 choir_connections                   open /ws connections of this process (read from the hub at scrape)
-choir_messages_total                messages committed by this process (coordinator listener)
+choir_messages_total                messages committed by this process (the commit feed's ``metrics``)
 choir_transfers_total{kind}         ledger transfers committed by this process, by kind
-choir_post_delivery_seconds         from the commit of a post (the coordinator's listener, in the writer
-                                    thread, right after the SQL transaction) to the moment its
+choir_post_delivery_seconds         from the commit of a post (``Commit.committed_at``, taken in the writer
+                                    thread right after the SQL transaction) to the moment its
                                     ``message.posted`` frame is handed to a subscriber's socket (the
                                     connection's writer): one observation per receiving socket. So it
                                     counts the publisher, the hub's fan-out and each socket's queue, and
@@ -18,9 +18,10 @@ choir_retrieval_seconds             one vector search of the Chorus loop (the ex
 choir_audit_ok                      1 passed, 0 failed, -1 never run in this process
 choir_audit_findings                findings of the last audit run in this process
 
-Other modules call the small hooks below (``timed_send``, ``observe_answer``, ``timed_retrieval``),
-which do nothing when no metrics were installed, so a component built without a server (a test, a
-benchmark) needs no registry.
+The server's composition root makes one ``Metrics``, subscribes ``on_commit`` to the commit feed and
+hands the object to the parts that observe; the wrappers below (``timed_send``, ``timed_retrieval``)
+take ``None`` for a component built without a server (a test, a benchmark), which then needs no
+registry.
 """
 
 from __future__ import annotations
@@ -35,25 +36,14 @@ from typing import TYPE_CHECKING, Any, Final
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from choir.engine.commits import Commit
 from choir.ledger import TransferKind
-from choir.program import Outcome
 
 if TYPE_CHECKING:
-    from choir.app import Choir
-    from choir.audit import AuditReport
-    from choir.chorus.loop import Answer
+    from choir.ops.audit import AuditReport
 
-__all__ = [
-    "CONTENT_TYPE_LATEST",
-    "Metrics",
-    "install",
-    "metrics_of",
-    "observe_answer",
-    "timed_retrieval",
-    "timed_send",
-]
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics", "timed_retrieval", "timed_send"]
 
-EXTRAS_KEY: Final = "metrics"
 # Posts whose commit time is remembered for the delivery histogram; older ones are forgotten
 # (their late deliveries go unobserved) so memory stays bounded under any load.
 MAX_PENDING_DELIVERIES: Final = 65_536
@@ -122,18 +112,18 @@ class Metrics:
 
     # -- hooks ----------------------------------------------------------------------------
 
-    def on_commit(self, outcome: Outcome) -> None:
-        """A coordinator listener: called once per committed outcome, in the writer thread."""
-        now = time.perf_counter()
-        if outcome.messages:
-            self.messages.inc(len(outcome.messages))
-        for transfer in outcome.transfers:
-            self.transfers.labels(str(transfer.kind)).inc()
-        posted = [(e.thread_id, e.seq) for e in outcome.events if e.kind == "message.posted"]
+    def on_commit(self, commit: Commit) -> None:
+        """The commit feed's ``metrics`` subscriber: called once per committed batch."""
+        for outcome in commit.outcomes:
+            if outcome.messages:
+                self.messages.inc(len(outcome.messages))
+            for transfer in outcome.transfers:
+                self.transfers.labels(str(transfer.kind)).inc()
+        posted = [(e.thread_id, e.seq) for e in commit.events() if e.kind == "message.posted"]
         if posted:
             with self._committed_lock:
                 for key in posted:
-                    self._committed[key] = now
+                    self._committed[key] = commit.committed_at
                 while len(self._committed) > MAX_PENDING_DELIVERIES:
                     self._committed.popitem(last=False)
 
@@ -169,31 +159,13 @@ class Metrics:
         self.audit_findings.set(report.finding_count)
 
 
-# -- installing, and the hooks other modules call -------------------------------------------
-
-
-def install(choir: Choir) -> Metrics:
-    """Give a server its metrics: a fresh registry, the commit listener, the connection gauge."""
-    metrics = Metrics()
-    choir.extras[EXTRAS_KEY] = metrics
-    choir.coordinator.sync.listeners.append(metrics.on_commit)
-    hub = choir.hub
-    metrics.count_connections(lambda: hub.connection_count)
-    return metrics
-
-
-def metrics_of(choir: Any) -> Metrics | None:
-    extras = getattr(choir, "extras", None)
-    found = extras.get(EXTRAS_KEY) if isinstance(extras, dict) else None
-    return found if isinstance(found, Metrics) else None
-
+# -- wrappers for the parts that observe ------------------------------------------------------
 
 Send = Callable[[str], Awaitable[None]]
 
 
-def timed_send(choir: Any, send: Send) -> Send:
+def timed_send(metrics: Metrics | None, send: Send) -> Send:
     """Wrap a socket's send so that a delivered post is timed (see choir_post_delivery_seconds)."""
-    metrics = metrics_of(choir)
     if metrics is None:
         return send
 
@@ -202,12 +174,6 @@ def timed_send(choir: Any, send: Send) -> Send:
         await send(frame)
 
     return timed
-
-
-def observe_answer(choir: Any, answer: Answer) -> None:
-    metrics = metrics_of(choir)
-    if metrics is not None:
-        metrics.observe_answer(answer.phase_ms, answer.first_event_ms)
 
 
 class _TimedSearch:
@@ -229,7 +195,6 @@ class _TimedSearch:
         return getattr(self._inner, name)
 
 
-def timed_retrieval(choir: Any, index: Any) -> Any:
+def timed_retrieval(metrics: Metrics | None, index: Any) -> Any:
     """The Chorus loop's index with its searches timed (the index itself when no metrics)."""
-    metrics = metrics_of(choir)
     return index if metrics is None else _TimedSearch(index, metrics.retrieval)

@@ -1,0 +1,27 @@
+"""An immutable committed state.
+
+The coordinator applies each batch to a private ``State.fork()`` and, after COMMIT, swaps in
+a new Snapshot holding that fork (one reference assignment, atomic for every thread). Nobody
+commits to a published snapshot's state again: its maps are persistent, so a reader holding it
+across awaits keeps reading exactly what was committed at ``version``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from choir.program import State
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    state: State
+    version: int
+
+    def last_seq(self, thread_id: str) -> int | None:
+        """The seq of the thread's last stored event (None: no such thread)."""
+        thread = self.state.threads.get(thread_id)
+        return None if thread is None else thread.last_seq
+
+    def balance(self, account: str) -> int:
+        return self.state.ledger.balance(account)

@@ -1,0 +1,43 @@
+"""Balances: one person's, and the whole supply by account class; and the server's health."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from choir.http.deps import deps, snapshot
+from choir.http.errors import ApiError
+from choir.ledger import POOL_NEW_MESSAGES, SUPPLY, TREASURY, AccountClass, user_account
+
+router = APIRouter()
+
+
+@router.get("/api/accounts/{address}", tags=["accounts"])
+async def account(address: str, request: Request) -> dict[str, str]:
+    snap = await snapshot(request)
+    if not address or len(address) > 64:
+        raise ApiError(422, "invalid_payload", "address must be 1 to 64 characters")
+    return {"address": address, "balance": str(snap.balance(user_account(address)))}
+
+
+@router.get("/api/ledger", tags=["accounts"])
+async def ledger_summary(request: Request) -> dict[str, Any]:
+    """The supply by account class: what the treasury, the pool, threads, escrows and people hold."""
+    snap = await snapshot(request)
+    ledger = snap.state.ledger
+    totals = {str(c): 0 for c in AccountClass} | ledger.by_class()
+    return {
+        "supply": str(SUPPLY),
+        "treasury": str(ledger.balance(TREASURY)),
+        "pool_new_messages": str(ledger.balance(POOL_NEW_MESSAGES)),
+        "by_class": {k: str(v) for k, v in sorted(totals.items())},
+        "epochs_settled": len(snap.state.epochs),
+        "epoch_seconds": snap.state.params.epoch_seconds,
+    }
+
+
+@router.get("/health", tags=["ops"])
+async def health(request: Request) -> dict[str, Any]:
+    d = deps(request)
+    return {"status": "ok", "version": d.writer.snapshot().version, "connections": d.hub.connection_count}

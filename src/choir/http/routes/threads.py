@@ -1,0 +1,95 @@
+"""Threads: the list, a new thread, one thread with its pending specs, and its messages."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Any, Final, Literal
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from choir.http.deps import check_origin, current_user, deps, optional_user, snapshot
+from choir.http.errors import ApiError
+from choir.http.views import get_thread, iso, message_view, readable, thread_view
+from choir.program import CreateThread, SpecStatus, Visibility
+
+router = APIRouter()
+MAX_PAGE: Final = 200
+
+
+class CreateThreadBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    thread_id: str | None = Field(None, max_length=64)
+    title: str = Field(max_length=400)
+    visibility: Literal["public", "private"] = "public"
+
+
+@router.get("/api/threads", tags=["threads"])
+async def list_threads(request: Request, limit: int = Query(100, ge=1, le=500)) -> dict[str, Any]:
+    snap = await snapshot(request)
+    address = await optional_user(request)
+    threads = [t for t in snap.state.threads.values() if readable(t, address)]
+    threads.sort(key=lambda t: (t.last_seq, t.created_at), reverse=True)
+    now = deps(request).clock()
+    return {"threads": [thread_view(snap, t, now) for t in threads[:limit]]}
+
+
+@router.post("/api/threads", status_code=201, tags=["threads"])
+async def create_thread(body: CreateThreadBody, request: Request) -> dict[str, Any]:
+    check_origin(request)
+    address = await current_user(request)
+    d = deps(request)
+    thread_id = body.thread_id or secrets.token_hex(8)
+    await d.writer.execute(CreateThread(address, thread_id, body.title, Visibility(body.visibility)))
+    snap = d.writer.snapshot()  # taken after the commit: it holds the new thread
+    return thread_view(snap, snap.state.threads[thread_id], d.clock())
+
+
+@router.get("/api/threads/{thread_id}", tags=["threads"])
+async def thread_detail(thread_id: str, request: Request) -> dict[str, Any]:
+    snap = await snapshot(request)
+    d = deps(request)
+    thread = get_thread(snap, thread_id, await optional_user(request))
+    pending = [
+        {
+            "spec_id": s.spec_id,
+            "author": s.author,
+            "content": s.content,
+            "stake": str(s.stake),
+            "submitted_at": iso(s.submitted_at),
+            "expires_at": iso(s.expires_at),
+            "voters": list(s.voters),
+            "votes": [{"voter": a, "approve": v} for a, v in s.votes],
+        }
+        for spec_id in sorted(snap.state.pending.get(thread_id, ()))
+        if (s := snap.state.specs[spec_id]).status is SpecStatus.PENDING
+    ]
+    names = await asyncio.to_thread(d.auth.display_names, list(thread.co_authors))
+    return thread_view(snap, thread, d.clock()) | {"pending_specs": pending, "display_names": names}
+
+
+@router.get("/api/threads/{thread_id}/messages", tags=["threads"])
+async def thread_messages(
+    thread_id: str,
+    request: Request,
+    before: int | None = Query(None, ge=1, description="Only messages with a smaller seq."),
+    limit: int = Query(50, ge=1, le=MAX_PAGE),
+) -> dict[str, Any]:
+    snap = await snapshot(request)
+    get_thread(snap, thread_id, await optional_user(request))
+    rows = await asyncio.to_thread(deps(request).store.messages_page, thread_id, before, limit + 1)
+    has_more = len(rows) > limit
+    rows = rows[-limit:]
+    return {"messages": [message_view(r) for r in rows], "has_more": has_more}
+
+
+@router.get("/api/messages/{message_id}", tags=["threads"])
+async def message_detail(message_id: str, request: Request) -> dict[str, Any]:
+    d = deps(request)
+    rows = await asyncio.to_thread(d.store.messages_by_id, [message_id])
+    row = rows.get(message_id)
+    if row is None:
+        raise ApiError(404, "message_not_found", f"no message {message_id!r}")
+    thread = get_thread(await snapshot(request), row["thread_id"], await optional_user(request))
+    return message_view(row) | {"thread_title": thread.title}

@@ -1,0 +1,66 @@
+"""Records as JSON. Every view reads the one snapshot its request took."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from choir.engine import Snapshot
+from choir.http.errors import ApiError
+from choir.ledger import thread_account
+from choir.program import Thread, Visibility, recommended_stake
+
+
+def iso(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")
+
+
+def readable(thread: Thread, address: str | None) -> bool:
+    return thread.visibility is Visibility.PUBLIC or (
+        address is not None and thread.member(address) is not None
+    )
+
+
+def get_thread(snap: Snapshot, thread_id: str, address: str | None) -> Thread:
+    thread = snap.state.threads.get(thread_id)
+    if thread is None:
+        raise ApiError(404, "thread_not_found", f"no thread {thread_id!r}")
+    if not readable(thread, address):
+        raise ApiError(403, "forbidden", "this thread is private to its co-authors")
+    return thread
+
+
+def thread_view(snap: Snapshot, thread: Thread, now: datetime) -> dict[str, Any]:
+    balance = snap.balance(thread_account(thread.thread_id))
+    age_s = (now - thread.created_at).total_seconds()
+    return {
+        "thread_id": thread.thread_id,
+        "title": thread.title,
+        "visibility": str(thread.visibility),
+        "creator": thread.creator,
+        "created_at": iso(thread.created_at),
+        "co_authors": list(thread.co_authors),
+        "balance": str(balance),
+        "min_stake": str(thread.min_stake),
+        "recommended_stake": str(
+            recommended_stake(balance, thread.message_count, len(thread.members), age_s)
+        ),
+        "message_count": thread.message_count,
+        # A snapshot holds only committed events: a client resumes from here with since_seq.
+        "last_seq": thread.last_seq,
+    }
+
+
+def message_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "message_id": row["message_id"],
+        "thread_id": row["thread_id"],
+        "author": row["author"],
+        "content": row["content"],
+        "html": row["html"],
+        "content_hash": row["content_hash"],
+        "seq": row["seq"],
+        "published_at": iso(row["published_at"]),
+        "ask_id": row["ask_id"],
+        "citations": [{"n": n, "message_id": m, "score": s / 1e6} for n, m, s in row["citations"]],
+    }

@@ -1,0 +1,103 @@
+"""The ``/ws`` endpoint: authenticate the handshake, register the connection with the hub, and
+run its reading side (``Session``) and its writing side (the connection's queue) until it ends."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Final, Protocol
+
+from starlette.websockets import WebSocket
+
+from choir.auth.origin import origin_allowed
+from choir.auth.service import AuthService
+from choir.config import Settings
+from choir.engine import Writer
+from choir.ops.metrics import Metrics, timed_send
+from choir.realtime import protocol
+from choir.realtime.hub import Hub
+from choir.realtime.session import Session
+from choir.store.sql import Store
+
+if TYPE_CHECKING:
+    from choir.chorus.service import ChorusService
+
+log = logging.getLogger(__name__)
+COOKIE: Final = "choir_session"
+POLICY_VIOLATION: Final = 1008
+# How long a closing socket may take to flush its close frame before it is dropped unread.
+CLOSE_TIMEOUT_S: Final = 10.0
+
+
+class SocketDeps(Protocol):
+    """What a socket needs of the running server (the composition root's runtime has it)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def auth(self) -> AuthService: ...
+    @property
+    def hub(self) -> Hub: ...
+    @property
+    def writer(self) -> Writer: ...
+    @property
+    def store(self) -> Store: ...
+    @property
+    def chorus(self) -> ChorusService | None: ...
+    @property
+    def metrics(self) -> Metrics: ...
+
+
+async def websocket_endpoint(ws: WebSocket) -> None:
+    deps: SocketDeps = ws.app.state.runtime
+    # Refused before accept: the client sees HTTP 403 and no socket is opened.
+    if not origin_allowed(ws.headers.get("origin"), deps.settings.origins):
+        await ws.close(POLICY_VIOLATION)
+        return
+    token = ws.cookies.get(COOKIE)
+    address = await asyncio.to_thread(deps.auth.session_user, token) if token else None
+    if address is None:
+        await ws.close(POLICY_VIOLATION)
+        return
+
+    reader: asyncio.Task[None] | None = None
+
+    async def close(code: int, reason: str) -> None:
+        try:
+            # The close frame queues behind whatever the socket still buffers: a client that
+            # reads nothing never gets it, and must not hold its place among the 5 forever.
+            await asyncio.wait_for(ws.close(code, reason), CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            if reader is not None:
+                reader.cancel()
+        except Exception:
+            log.debug("closing a socket failed", exc_info=True)
+
+    hub = deps.hub
+    conn = hub.connect(address, timed_send(deps.metrics, ws.send_text), close)
+    try:
+        await ws.accept()
+    except BaseException:
+        # A client gone during the handshake must not keep one of its user's 5 places.
+        if conn is not None:
+            hub.disconnect(conn)
+        raise
+    if conn is None:
+        await ws.send_text(protocol.error(None, "rate_limited", "at most 5 connections per user"))
+        await ws.close(POLICY_VIOLATION, "too many connections")
+        return
+    session = Session(deps.writer, deps.store, hub, deps.chorus, conn)
+    writer = asyncio.create_task(conn.writer())
+    reader = asyncio.create_task(session.read_loop(ws))
+    try:
+        await asyncio.wait({reader})
+        if not reader.cancelled():
+            reader.result()  # a failure of the read loop is the server's to report
+    finally:
+        hub.disconnect(conn)
+        reader.cancel()
+        writer.cancel()
+        # An answer nobody is waiting for is not worth its model time.
+        for task in session.tasks:
+            task.cancel()
+        await asyncio.gather(reader, writer, *session.tasks, return_exceptions=True)

@@ -1,0 +1,214 @@
+"""The composition root, and the only one: it builds every part of a running server, wires
+the commit feed in its documented order, and starts and stops them. Nothing imports it but the
+CLI, the runner (``server.run``), the public ``choir.create_app`` and tests.
+
+Start-up, in order: the store and the committed snapshot; the writer; auth, the hub, the broker
+and the publisher; the vector index and its indexer (catching up with the store), the Chorus
+loop; the chain worker when configured; then the feed's subscribers (metrics, publisher,
+indexer, chain) and the duties. Shutdown runs the other way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, Final
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from choir.auth.ratelimit import SlidingWindow
+from choir.auth.service import AuthService
+from choir.chain.service import ChainService, chain_service_for
+from choir.chorus.embed import Embedder, default_embedder
+from choir.chorus.indexer import Indexer
+from choir.chorus.llm import ExtractiveLLM, OpenAICompatibleLLM
+from choir.chorus.loop import ChorusLoop
+from choir.chorus.service import ChorusService
+from choir.config import Settings
+from choir.engine import Clock, CommitFeed, Coordinator, Writer, system_clock
+from choir.engine.duties import run_duties
+from choir.engine.render import render_markdown
+from choir.http import errors as http_errors
+from choir.http import router
+from choir.http.routes.auth import SIGN_INS_PER_MINUTE
+from choir.http.routes.ops import OperatorDesk
+from choir.ops import logs
+from choir.ops.metrics import Metrics
+from choir.program import Params
+from choir.realtime.broker import Broker, LocalBroker, RedisBroker
+from choir.realtime.endpoint import websocket_endpoint
+from choir.realtime.hub import Hub
+from choir.realtime.publisher import Publisher
+from choir.server.runtime import Runtime
+from choir.store.sql import Store
+from choir.store.vectors import AsyncVectorIndex, EdgeVectorIndex, QdrantServerIndex, VectorIndex
+
+WEB_DIR: Final = Path(__file__).parent.parent / "web"
+# The commit feed's subscribers, in the order they hear of a commit (docs/architecture.md).
+FEED_ORDER: Final = ("metrics", "publisher", "indexer", "chain")
+# Young-generation collections start after this many new container objects (CPython's default
+# is 700). The committed state is a forest of small persistent-map nodes: with the default,
+# the collector walks it again and again while a batch commits (measured in bench/bench_core.py).
+GC_GEN0_THRESHOLD: Final = 50_000
+
+
+def _params(settings: Settings) -> Params:
+    return Params(
+        epoch_seconds=settings.epoch_seconds,
+        min_stake=settings.min_stake,
+        prior_rate_ppm=settings.prior_rate_ppm,
+        author_cap_ppm=settings.author_cap_ppm,
+    )
+
+
+def _llm(settings: Settings) -> Any:
+    if settings.llm_url:
+        return OpenAICompatibleLLM(
+            settings.llm_url, settings.llm_model, settings.llm_api_key, timeout_s=settings.llm_timeout_s
+        )
+    return ExtractiveLLM()
+
+
+def _open_index(settings: Settings) -> VectorIndex:
+    if settings.qdrant_url:
+        return QdrantServerIndex.connect(settings.qdrant_url)
+    return EdgeVectorIndex(settings.data_dir / "vectors")
+
+
+def tune_gc() -> None:
+    """The collector policy of a server process: what is loaded at start-up is frozen out of
+    the collector's walks, and young collections run less often (see GC_GEN0_THRESHOLD)."""
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
+
+
+async def start(settings: Settings, clock: Clock = system_clock, embedder: Embedder | None = None) -> Runtime:
+    """Build and start every part; returns the frozen runtime the handlers read."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    logs.configure(settings.log_level)  # JSON logs, before anything commits
+    store = Store(settings.sql_url)
+    coordinator = await asyncio.to_thread(Coordinator.open, store, _params(settings), clock, render_markdown)
+    feed = CommitFeed()
+    writer = Writer(coordinator, feed)
+    auth = AuthService(
+        store,
+        domain=settings.base_url.split("://", 1)[1],
+        uri=settings.base_url,
+        session_ttl_s=settings.session_ttl_s,
+        clock=clock,
+    )
+    hub = Hub()
+    broker: Broker = RedisBroker(settings.redis_url) if settings.redis_url else LocalBroker()
+    publisher = Publisher(broker, clock)
+    metrics = Metrics()
+    metrics.count_connections(lambda: hub.connection_count)
+    embedder = embedder or default_embedder()
+    index = await asyncio.to_thread(_open_index, settings)
+    indexer = Indexer(store, index, embedder, writer.snapshot, writer.execute_all)
+    chorus_loop = ChorusLoop(_llm(settings), embedder, AsyncVectorIndex(index), _fetcher(store))
+    chorus = ChorusService(chorus_loop, writer.execute, writer.snapshot, publisher.thread_event, metrics)
+    chain: ChainService | None = None
+    if settings.chain != "none":
+        chain = chain_service_for(settings, store.engine)
+    runtime = Runtime(
+        settings=settings,
+        clock=clock,
+        store=store,
+        writer=writer,
+        feed=feed,
+        auth=auth,
+        hub=hub,
+        broker=broker,
+        publisher=publisher,
+        metrics=metrics,
+        sign_in_window=SlidingWindow(SIGN_INS_PER_MINUTE, 60.0),
+        operator=OperatorDesk(),
+        embedder=embedder,
+        index=index,
+        indexer=indexer,
+        chorus=chorus,
+        chain=chain,
+    )
+    _wire(runtime)
+    await broker.start(hub.deliver, hub.notify_user, hub.close_user)
+    publisher.start()
+    writer.start()
+    loop = asyncio.get_running_loop()
+    runtime.tasks.append(loop.create_task(indexer.run(), name="indexer"))
+    await indexer.record(await asyncio.to_thread(indexer.catch_up))
+    if chain is not None:
+        chain.start()
+    runtime.tasks.append(
+        loop.create_task(
+            run_duties(store.engine, writer.snapshot, writer.execute, clock, settings.sweep_interval_s),
+            name="duties",
+        )
+    )
+    tune_gc()
+    return runtime
+
+
+def _wire(runtime: Runtime) -> None:
+    """The commit feed's subscribers, in FEED_ORDER."""
+    feed = runtime.feed
+    feed.subscribe("metrics", runtime.metrics.on_commit)
+    feed.subscribe("publisher", runtime.publisher.on_commit)
+    if runtime.indexer is not None:
+        feed.subscribe("indexer", runtime.indexer.on_commit)
+    if runtime.chain is not None:
+        chain = runtime.chain
+        feed.subscribe("chain", lambda _commit: chain.wake())
+    assert feed.names == FEED_ORDER[: len(feed.names)], feed.names
+
+
+def _fetcher(store: Store) -> Any:
+    async def fetch(message_ids: list[str]) -> Any:
+        return await asyncio.to_thread(store.messages_by_id, message_ids)
+
+    return fetch
+
+
+async def stop(runtime: Runtime) -> None:
+    """Stop every part, the other way round from ``start``."""
+    if runtime.chain is not None:
+        await runtime.chain.stop()  # the batch in progress lands (bounded), the journal covers the rest
+    if runtime.chorus is not None:
+        await runtime.chorus.stop()
+    for task in runtime.tasks:
+        task.cancel()
+    await asyncio.gather(*runtime.tasks, return_exceptions=True)
+    await runtime.writer.stop()
+    await runtime.publisher.stop()
+    await runtime.broker.close()
+    if runtime.index is not None:
+        await asyncio.to_thread(runtime.index.close)
+    runtime.store.close()
+
+
+def create_app(
+    settings: Settings | None = None, clock: Clock = system_clock, embedder: Embedder | None = None
+) -> FastAPI:
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await start(settings, clock, embedder)
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            await stop(runtime)
+
+    app = FastAPI(title="Choir", version="0.1.0", lifespan=lifespan)
+    http_errors.install(app)
+    app.include_router(router)
+    app.add_api_websocket_route("/ws", websocket_endpoint)
+    if WEB_DIR.is_dir():
+        app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
+    return app

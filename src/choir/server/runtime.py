@@ -1,0 +1,48 @@
+"""The running server's engines, built once by the composition root (``server.app``) and
+frozen: handlers read them through the narrow interfaces they declare (``http.deps.Deps``,
+``realtime.endpoint.SocketDeps``), never through a string-keyed registry."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from choir.auth.ratelimit import SlidingWindow
+from choir.auth.service import AuthService
+from choir.chain.service import ChainService
+from choir.chorus.embed import Embedder
+from choir.chorus.indexer import Indexer
+from choir.chorus.service import ChorusService
+from choir.config import Settings
+from choir.engine import Clock, CommitFeed, Writer
+from choir.http.routes.ops import OperatorDesk
+from choir.ops.metrics import Metrics
+from choir.realtime.broker import Broker
+from choir.realtime.hub import Hub
+from choir.realtime.publisher import Publisher
+from choir.store.sql import Store
+from choir.store.vectors import VectorIndex
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    settings: Settings
+    clock: Clock
+    store: Store
+    writer: Writer
+    feed: CommitFeed
+    auth: AuthService
+    hub: Hub
+    broker: Broker
+    publisher: Publisher
+    metrics: Metrics
+    sign_in_window: SlidingWindow
+    operator: OperatorDesk
+    embedder: Embedder | None = None
+    index: VectorIndex | None = None
+    indexer: Indexer | None = None
+    chorus: ChorusService | None = None
+    chain: ChainService | None = None
+    # Background tasks the composition root started and cancels at shutdown.
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
