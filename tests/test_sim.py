@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from choir.ops import simulate as sim
 from choir.ledger import SUPPLY, Transfer, TransferKind
+from choir.ops import simulate as sim
 from choir.program import tx as tx_module
 
 

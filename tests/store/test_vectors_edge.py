@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from choir.store import vectors
 from choir.store.vectors import EdgeVectorIndex, VectorIndexError, VectorPoint
+from choir.store.vectors import edge as vectors
 
 DIM = 16
 

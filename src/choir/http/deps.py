@@ -7,7 +7,8 @@ snapshot (``snapshot(request)``) and reads only it, so a response never mixes tw
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fastapi import Request
 
@@ -26,10 +27,20 @@ if TYPE_CHECKING:
     from choir.chorus.embed import Embedder
     from choir.chorus.indexer import Indexer
     from choir.chorus.service import ChorusService
-    from choir.http.routes.ops import OperatorDesk
     from choir.store.vectors import VectorIndex
 
 COOKIE = "choir_session"
+
+
+@dataclass
+class OperatorDesk:
+    """What the operator routes keep between requests: the stats cache, and the lock that lets
+    one audit run at a time."""
+
+    audit_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    stats_version: int = -1
+    stats_at: float = 0.0
+    stats_value: dict[str, Any] | None = None
 
 
 class Deps(Protocol):

@@ -34,8 +34,8 @@ from choir.engine.duties import run_duties
 from choir.engine.render import render_markdown
 from choir.http import errors as http_errors
 from choir.http import router
+from choir.http.deps import OperatorDesk
 from choir.http.routes.auth import SIGN_INS_PER_MINUTE
-from choir.http.routes.ops import OperatorDesk
 from choir.ops import logs
 from choir.ops.metrics import Metrics
 from choir.program import Params

@@ -16,7 +16,7 @@ from choir.chorus.indexer import Indexer
 from choir.chorus.service import ChorusService
 from choir.config import Settings
 from choir.engine import Clock, CommitFeed, Writer
-from choir.http.routes.ops import OperatorDesk
+from choir.http.deps import OperatorDesk
 from choir.ops.metrics import Metrics
 from choir.realtime.broker import Broker
 from choir.realtime.hub import Hub

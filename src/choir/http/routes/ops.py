@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 from fastapi import APIRouter, Request, Response
@@ -29,17 +28,6 @@ router = APIRouter()
 STATS_TTL_S: Final = 10.0
 INDEX_DRAIN_TIMEOUT_S: Final = 10.0
 _LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "localhost"})
-
-
-@dataclass
-class OperatorDesk:
-    """What the operator routes keep between requests: the stats cache, and the lock that lets
-    one audit run at a time."""
-
-    audit_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    stats_version: int = -1
-    stats_at: float = 0.0
-    stats_value: dict[str, Any] | None = None
 
 
 @router.get("/metrics", tags=["ops"], include_in_schema=True)

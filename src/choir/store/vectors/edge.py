@@ -1,4 +1,4 @@
-"""The vector index of published messages: the `VectorIndex` protocol and its two engines.
+"""The embedded engine: a Qdrant edge shard in a directory, optimized out of process.
 
 Engines:
     EdgeVectorIndex     an embedded Qdrant edge shard in a directory (the `choir serve` default)
@@ -25,283 +25,42 @@ leaves a consistent shard. One process owns a directory (an exclusive lock on `L
 
 from __future__ import annotations
 
-import asyncio
-import fcntl
 import logging
-import math
-import os
 import shutil
 import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any, Literal, Protocol, TypeVar, get_args, runtime_checkable
+from typing import Any
 
-import numpy as np
 import numpy.typing as npt
 
-__all__ = [
-    "AsyncVectorIndex",
-    "EdgeVectorIndex",
-    "Hit",
-    "QdrantServerIndex",
-    "VectorIndex",
-    "VectorIndexError",
-    "VectorPoint",
-    "Visibility",
-    "point_id",
-]
+from choir.store.vectors.generations import (
+    _generation_name,
+    _generation_number,
+    _lock_directory,
+    _write_current,
+)
+from choir.store.vectors.protocol import (
+    _ORIGIN_HUMAN,
+    DEFAULT_DIM,
+    PAYLOAD_INDEXES,
+    SCROLL_PAGE_SIZE,
+    Hit,
+    VectorIndexError,
+    VectorPoint,
+    Visibility,
+    _check_co_authors,
+    _check_points,
+    _check_search,
+    _check_vector,
+    _check_visibility,
+    point_id,
+)
 
 log = logging.getLogger(__name__)
-
-Visibility = Literal["public", "private"]
-_VISIBILITIES: tuple[str, ...] = get_args(Visibility)
-# Stored as a keyword rather than a bool: qdrant-edge-py 0.9 turns MatchValue(False) into the integer 0,
-# which matches no bool, so a bool filter would silently drop every point (or, negated, keep every AI answer).
-_ORIGIN_AI, _ORIGIN_HUMAN = "ai", "human"
-_POINT_NAMESPACE = uuid.UUID("6f1c2a8e-2f0b-5d5e-9d1c-63686f697221")
-
-SEARCH_LIMIT_MAX = 1000  # the Chorus asks for 20; a bound keeps a bad caller from scanning the index
-SCROLL_PAGE_SIZE = 256
-DEFAULT_DIM = 384
-
-FloatArray = npt.NDArray[np.float32]
-T = TypeVar("T")
-
-
-class VectorIndexError(RuntimeError):
-    """The index cannot do what was asked: closed, owned by another process, or misconfigured."""
-
-
-def point_id(message_id: str) -> str:
-    """The index key of a message: Qdrant ids must be integers or UUIDs, message ids are free strings."""
-    return str(uuid.uuid5(_POINT_NAMESPACE, message_id))
-
-
-@dataclass(frozen=True)
-class VectorPoint:
-    """One published message as the index holds it."""
-
-    message_id: str
-    thread_id: str
-    vector: FloatArray
-    visibility: Visibility
-    is_ai: bool
-    content_hash: str
-    author: str
-    co_authors: Sequence[str] = field(default_factory=tuple)
-
-    def __post_init__(self) -> None:
-        for name in ("message_id", "thread_id", "content_hash", "author"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not value:
-                raise ValueError(f"VectorPoint.{name} must be a non-empty str, got {value!r}")
-        if self.visibility not in _VISIBILITIES:
-            raise ValueError(f"visibility must be one of {_VISIBILITIES}, got {self.visibility!r}")
-        if not isinstance(self.is_ai, bool):
-            raise ValueError(f"is_ai must be a bool, got {self.is_ai!r}")
-        object.__setattr__(self, "co_authors", tuple(_check_co_authors(self.co_authors)))
-        object.__setattr__(self, "vector", np.asarray(self.vector, dtype=np.float32))
-
-    def payload(self) -> dict[str, Any]:
-        return {
-            "message_id": self.message_id,
-            "thread_id": self.thread_id,
-            "visibility": self.visibility,
-            "origin": _ORIGIN_AI if self.is_ai else _ORIGIN_HUMAN,
-            "content_hash": self.content_hash,
-            "author": self.author,
-            "co_authors": list(self.co_authors),
-        }
-
-    @classmethod
-    def from_payload(cls, payload: dict[str, Any], vector: Sequence[float]) -> VectorPoint:
-        return cls(
-            message_id=payload["message_id"],
-            thread_id=payload["thread_id"],
-            vector=np.asarray(vector, dtype=np.float32),
-            visibility=payload["visibility"],
-            is_ai=payload["origin"] == _ORIGIN_AI,
-            content_hash=payload["content_hash"],
-            author=payload["author"],
-            co_authors=tuple(payload.get("co_authors", ())),
-        )
-
-
-@dataclass(frozen=True)
-class Hit:
-    """A search result: `score` is the cosine similarity to the query, in [-1, 1]."""
-
-    message_id: str
-    thread_id: str
-    score: float
-    content_hash: str
-    author: str
-
-    @classmethod
-    def from_payload(cls, payload: dict[str, Any], score: float) -> Hit:
-        return cls(
-            payload["message_id"],
-            payload["thread_id"],
-            float(score),
-            payload["content_hash"],
-            payload["author"],
-        )
-
-
-@runtime_checkable
-class VectorIndex(Protocol):
-    """Blocking calls; from async code use `AsyncVectorIndex` (or `asyncio.to_thread`)."""
-
-    @property
-    def dim(self) -> int: ...
-
-    def upsert(self, points: Sequence[VectorPoint]) -> None:
-        """Insert or replace points by message id; searchable when this returns."""
-        ...
-
-    def search(
-        self,
-        vector: npt.ArrayLike,
-        limit: int,
-        score_threshold: float | None = None,
-        *,
-        public_only: bool = True,
-        exclude_ai: bool = True,
-    ) -> list[Hit]:
-        """The `limit` most similar points with score ≥ `score_threshold`, best first."""
-        ...
-
-    def delete(self, message_ids: Sequence[str]) -> None: ...
-
-    def get(self, message_id: str) -> VectorPoint | None: ...
-
-    def scroll_all(self) -> Iterator[VectorPoint]:
-        """Every point, in pages (for the audit that compares the index with the SQL store)."""
-        ...
-
-    def count(self) -> int: ...
-
-    def set_thread_meta(self, thread_id: str, co_authors: Sequence[str], visibility: Visibility) -> None:
-        """Rewrite the thread metadata carried by every point of that thread."""
-        ...
-
-    def optimize(self) -> None:
-        """Build the search index now; may take long, never needed for correctness."""
-        ...
-
-    def close(self) -> None: ...
-
-
-def _check_co_authors(co_authors: Sequence[str]) -> list[str]:
-    if isinstance(co_authors, str):
-        raise ValueError("co_authors must be a sequence of addresses, not a single str")
-    out = list(co_authors)
-    if not all(isinstance(a, str) and a for a in out):
-        raise ValueError(f"co_authors must be non-empty strs, got {out!r}")
-    return out
-
-
-def _check_visibility(visibility: str) -> None:
-    if visibility not in _VISIBILITIES:
-        raise ValueError(f"visibility must be one of {_VISIBILITIES}, got {visibility!r}")
-
-
-def _check_vector(vector: npt.ArrayLike, dim: int) -> list[float]:
-    array = np.asarray(vector, dtype=np.float32)
-    if array.shape != (dim,):
-        raise ValueError(f"vector must have shape ({dim},), got {array.shape}")
-    if not np.isfinite(array).all():
-        raise ValueError("vector has NaN or infinite components")
-    if float(np.linalg.norm(array)) == 0.0:
-        raise ValueError("vector is zero: cosine similarity is undefined for it")
-    return [float(x) for x in array]
-
-
-def _check_search(limit: int, score_threshold: float | None) -> None:
-    if not 1 <= limit <= SEARCH_LIMIT_MAX:
-        raise ValueError(f"limit must be in [1, {SEARCH_LIMIT_MAX}], got {limit}")
-    if score_threshold is not None and not math.isfinite(score_threshold):
-        raise ValueError(f"score_threshold must be finite, got {score_threshold}")
-
-
-def _check_points(points: Sequence[VectorPoint], dim: int) -> list[tuple[str, list[float], dict[str, Any]]]:
-    """Validate a whole batch before writing any of it: a bad point must not leave half a batch applied."""
-    rows = []
-    for point in points:
-        if not isinstance(point, VectorPoint):
-            raise TypeError(f"expected VectorPoint, got {type(point).__name__}")
-        rows.append((point_id(point.message_id), _check_vector(point.vector, dim), point.payload()))
-    return rows
-
-
-# --- asyncio ----------------------------------------------------------------------------------------------
-
-
-class AsyncVectorIndex:
-    """An index for coroutines: each call runs in a worker thread so the event loop never waits on it."""
-
-    def __init__(self, index: VectorIndex) -> None:
-        self.sync = index
-
-    @property
-    def dim(self) -> int:
-        return self.sync.dim
-
-    async def upsert(self, points: Sequence[VectorPoint]) -> None:
-        await asyncio.to_thread(self.sync.upsert, points)
-
-    async def search(
-        self,
-        vector: npt.ArrayLike,
-        limit: int,
-        score_threshold: float | None = None,
-        *,
-        public_only: bool = True,
-        exclude_ai: bool = True,
-    ) -> list[Hit]:
-        return await asyncio.to_thread(
-            self.sync.search, vector, limit, score_threshold, public_only=public_only, exclude_ai=exclude_ai
-        )
-
-    async def delete(self, message_ids: Sequence[str]) -> None:
-        await asyncio.to_thread(self.sync.delete, message_ids)
-
-    async def get(self, message_id: str) -> VectorPoint | None:
-        return await asyncio.to_thread(self.sync.get, message_id)
-
-    async def scroll_all(self) -> AsyncIterator[VectorPoint]:
-        points = self.sync.scroll_all()
-        while page := await asyncio.to_thread(_take, points, SCROLL_PAGE_SIZE):
-            for point in page:
-                yield point
-
-    async def count(self) -> int:
-        return await asyncio.to_thread(self.sync.count)
-
-    async def set_thread_meta(
-        self, thread_id: str, co_authors: Sequence[str], visibility: Visibility
-    ) -> None:
-        await asyncio.to_thread(self.sync.set_thread_meta, thread_id, co_authors, visibility)
-
-    async def optimize(self) -> None:
-        await asyncio.to_thread(self.sync.optimize)
-
-    async def close(self) -> None:
-        await asyncio.to_thread(self.sync.close)
-
-
-def _take(items: Iterator[T], n: int) -> list[T]:
-    out = []
-    for item in items:
-        out.append(item)
-        if len(out) == n:
-            break
-    return out
-
 
 # --- embedded: Qdrant edge shard ------------------------------------------------------------------------
 
@@ -324,7 +83,6 @@ JOURNAL_OPS_MAX = 100_000
 DEFAULT_INDEXING_THRESHOLD_KB = 4096
 DEFAULT_OPTIMIZE_EVERY_POINTS = 5000
 OPTIMIZER_TIMEOUT_S = 3600.0
-_PAYLOAD_INDEXES = {"thread_id": "Keyword", "visibility": "Keyword", "origin": "Keyword"}
 
 
 class EdgeVectorIndex:
@@ -391,7 +149,7 @@ class EdgeVectorIndex:
             gen_dir = self._root / _generation_name(1)
             shutil.rmtree(gen_dir, ignore_errors=True)  # a crash between create and CURRENT
             shard = self._qe.EdgeShard.create(str(gen_dir), self._config)
-            for key, schema in _PAYLOAD_INDEXES.items():
+            for key, schema in PAYLOAD_INDEXES.items():
                 shard.update(
                     self._qe.UpdateOperation.create_field_index(
                         key, getattr(self._qe.PayloadSchemaType, schema)
@@ -640,174 +398,3 @@ class EdgeVectorIndex:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _generation_name(number: int) -> str:
-    return f"gen-{number:06d}"
-
-
-def _generation_number(gen_dir: Path) -> int:
-    return int(gen_dir.name.removeprefix("gen-"))
-
-
-def _write_current(root: Path, name: str) -> None:
-    tmp = root / "CURRENT.tmp"
-    with open(tmp, "w") as f:
-        f.write(name)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, root / "CURRENT")
-    dir_fd = os.open(root, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def _lock_directory(root: Path) -> IO[str]:
-    lock_file = open(root / "LOCK", "a")  # noqa: SIM115 - held open for the index's lifetime
-    try:
-        fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock_file.close()
-        raise VectorIndexError(f"{root} is already open (one process owns a vector shard)") from None
-    return lock_file
-
-
-# --- distributed: Qdrant server -------------------------------------------------------------------------
-
-
-class QdrantServerIndex:
-    """A collection on a Qdrant server (or qdrant-client's local mode, which runs the same client code)."""
-
-    def __init__(self, client: Any, collection: str = "choir_messages", dim: int = DEFAULT_DIM) -> None:
-        from qdrant_client import models
-
-        self._client = client
-        self._models = models
-        self._collection = collection
-        self._dim = dim
-        self._closed = False
-        self._ensure_collection()
-
-    @classmethod
-    def connect(
-        cls,
-        url: str,
-        *,
-        api_key: str | None = None,
-        collection: str = "choir_messages",
-        dim: int = DEFAULT_DIM,
-        timeout_s: float = 10.0,
-    ) -> QdrantServerIndex:
-        """`url` is `CHOIR_QDRANT_URL`; ":memory:" gives qdrant-client's in-process mode."""
-        from qdrant_client import QdrantClient
-
-        return cls(QdrantClient(location=url, api_key=api_key, timeout=int(timeout_s)), collection, dim)
-
-    def _ensure_collection(self) -> None:
-        import warnings
-
-        m = self._models
-        if self._client.collection_exists(self._collection):
-            params = self._client.get_collection(self._collection).config.params.vectors
-            if getattr(params, "size", None) != self._dim:
-                raise VectorIndexError(
-                    f"collection {self._collection!r} holds vectors of size {getattr(params, 'size', '?')}, "
-                    f"not {self._dim}"
-                )
-            return
-        self._client.create_collection(
-            self._collection, vectors_config=m.VectorParams(size=self._dim, distance=m.Distance.COSINE)
-        )
-        with warnings.catch_warnings():
-            # Local mode warns that payload indexes do nothing there; a server uses them.
-            warnings.filterwarnings("ignore", message="Payload indexes have no effect")
-            for key in _PAYLOAD_INDEXES:
-                self._client.create_payload_index(self._collection, key, m.PayloadSchemaType.KEYWORD)
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    def _live(self) -> Any:
-        if self._closed:
-            raise VectorIndexError("the vector index is closed")
-        return self._client
-
-    def _match(self, key: str, value: str) -> Any:
-        m = self._models
-        return m.FieldCondition(key=key, match=m.MatchValue(value=value))
-
-    def upsert(self, points: Sequence[VectorPoint]) -> None:
-        rows = _check_points(points, self._dim)
-        if rows:
-            structs = [self._models.PointStruct(id=pid, vector=vec, payload=pay) for pid, vec, pay in rows]
-            # wait=True: the point must be searchable when this returns, like the edge index.
-            self._live().upsert(self._collection, points=structs, wait=True)
-
-    def search(
-        self,
-        vector: npt.ArrayLike,
-        limit: int,
-        score_threshold: float | None = None,
-        *,
-        public_only: bool = True,
-        exclude_ai: bool = True,
-    ) -> list[Hit]:
-        _check_search(limit, score_threshold)
-        must = []
-        if public_only:
-            must.append(self._match("visibility", "public"))
-        if exclude_ai:
-            must.append(self._match("origin", _ORIGIN_HUMAN))
-        response = self._live().query_points(
-            self._collection,
-            query=_check_vector(vector, self._dim),
-            limit=limit,
-            score_threshold=score_threshold,
-            query_filter=self._models.Filter(must=must) if must else None,
-            with_payload=True,
-        )
-        return [Hit.from_payload(p.payload, p.score) for p in response.points]
-
-    def delete(self, message_ids: Sequence[str]) -> None:
-        ids = [point_id(m) for m in message_ids]
-        if ids:
-            selector = self._models.PointIdsList(points=ids)
-            self._live().delete(self._collection, points_selector=selector, wait=True)
-
-    def get(self, message_id: str) -> VectorPoint | None:
-        records = self._live().retrieve(
-            self._collection, ids=[point_id(message_id)], with_payload=True, with_vectors=True
-        )
-        return VectorPoint.from_payload(records[0].payload, records[0].vector) if records else None
-
-    def scroll_all(self) -> Iterator[VectorPoint]:
-        offset = None
-        while True:
-            records, offset = self._live().scroll(
-                self._collection, limit=SCROLL_PAGE_SIZE, offset=offset, with_payload=True, with_vectors=True
-            )
-            for record in records:
-                yield VectorPoint.from_payload(record.payload, record.vector)
-            if offset is None:
-                return
-
-    def count(self) -> int:
-        return int(self._live().count(self._collection, exact=True).count)
-
-    def set_thread_meta(self, thread_id: str, co_authors: Sequence[str], visibility: Visibility) -> None:
-        _check_visibility(visibility)
-        payload = {"co_authors": _check_co_authors(co_authors), "visibility": visibility}
-        selector = self._models.Filter(must=[self._match("thread_id", thread_id)])
-        self._live().set_payload(self._collection, payload=payload, points=selector, wait=True)
-
-    def optimize(self) -> None:
-        """Nothing to do: a Qdrant server indexes in the background, and points are searchable meanwhile."""
-        self._live()
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._client.close()
