@@ -28,6 +28,8 @@ RECV_TIMEOUT_S = 10.0
 class Server:
     base_url: str
     settings: Settings
+    # The ASGI app served (in this process, on uvicorn's thread): tests reach its runtime through it.
+    app: Any = None
 
     @property
     def ws_url(self) -> str:
@@ -73,7 +75,7 @@ def run_server(
     app = create_app(settings, clock) if clock is not None else create_app(settings)
     with services.run_uvicorn(app, port, ws_max_size=16 * 64 * 1024) as url:
         assert url == base
-        yield Server(base, settings)
+        yield Server(base, settings, app)
 
 
 @dataclass

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
 
+from choir.program import IllegalTransition
 from choir.realtime.protocol import error as error_frame
 
 log = logging.getLogger(__name__)
@@ -29,9 +30,23 @@ LOGGED_OUT_CLOSE_CODE: Final = 4001
 
 
 class ConnState(Enum):
+    """open -> closing -> closed, or open -> closed; nothing moves back, nothing leaves closed."""
+
     OPEN = "open"
     CLOSING = "closing"
     CLOSED = "closed"
+
+    def to(self, target: ConnState) -> ConnState:
+        if target not in _MOVES[self]:
+            raise IllegalTransition(f"a connection cannot go from {self.value} to {target.value}")
+        return target
+
+
+_MOVES: Final[dict[ConnState, frozenset[ConnState]]] = {
+    ConnState.OPEN: frozenset({ConnState.CLOSING, ConnState.CLOSED}),
+    ConnState.CLOSING: frozenset({ConnState.CLOSED}),
+    ConnState.CLOSED: frozenset(),
+}
 
 
 @dataclass(slots=True)
@@ -77,9 +92,10 @@ class Connection:
             await self.queue.put(frame)
 
     def shut(self, code: int, reason: str) -> None:
+        """Close with ``code`` (once: a connection already closing keeps its first reason)."""
         if self.state is not ConnState.OPEN:
             return
-        self.state = ConnState.CLOSING
+        self.state = self.state.to(ConnState.CLOSING)
         self.close_code = code
         # Kept, so the task is not collected while it waits for the socket to flush.
         self.closing = asyncio.get_running_loop().create_task(self._close(code, reason))
@@ -112,7 +128,8 @@ class Hub:
         return conn
 
     def disconnect(self, conn: Connection) -> None:
-        conn.state = ConnState.CLOSED
+        """The socket is gone; called once per connection (a second call is a bug, and raises)."""
+        conn.state = conn.state.to(ConnState.CLOSED)
         for thread_id in conn.subs:
             self._drop(thread_id, conn)
         conn.subs.clear()
