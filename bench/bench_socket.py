@@ -5,7 +5,9 @@ indexer included) in its own process, so that the clients' work does not land on
 client is a real websockets connection signed in with SIWS; one user may hold 5 connections, so
 the subscribers are spread over users.
 
-For 1, 10 and 100 subscribers, two ways of posting:
+For 1, 10 and 100 subscribers, two ways of posting (and, in the same run, the raw anchor: a plain
+`websockets` server that parses each post, commits it to SQLite (WAL) and broadcasts it, in
+bench/raw_anchor.py, with the same clients posting one by one; the last lines give the ratio):
   one by one   the next post is sent when the previous one is acked (latency with the server idle)
   pipelined    up to --window posts in flight, round robin over the author's connections (the
                server handles one connection's frames one at a time): throughput, and latency then
@@ -143,6 +145,32 @@ def choir_serve(data_dir: Path) -> Iterator[tuple[str, int]]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextlib.contextmanager
+def raw_anchor(tmp: Path) -> Iterator[tuple[str, int]]:
+    """bench/raw_anchor.py in its own process on a free loopback port; yields its ws URL and pid."""
+    port = free_port()
+    root = Path(__file__).resolve().parent.parent
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.raw_anchor", "--port", str(port), "--db", str(tmp / "anchor.db")],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the raw anchor did not start")
+            time.sleep(0.05)
+        yield f"ws://127.0.0.1:{port}", process.pid
+    finally:
+        process.kill()
+        process.wait()
 
 
 async def settle(pid: int, timeout_s: float = 60.0) -> Cpu:
@@ -318,6 +346,41 @@ async def run_once(
     return Row(len(subscribers), mode, posts, elapsed_s, latencies_ms, server_cpu)
 
 
+async def run_anchor(url: str, pid: int, counts: list[int], args: argparse.Namespace) -> list[Row]:
+    """The same clients and the same posting against the raw anchor (one by one only: its latency
+    with the server idle is the yardstick)."""
+    rows: list[Row] = []
+    ids = itertools.count()
+    async with contextlib.AsyncExitStack() as stack:
+        subscribers = [
+            Client(await stack.enter_async_context(connect(url, compression=None, max_queue=None)))
+            for _ in range(max(counts))
+        ]
+        poster = Client(await stack.enter_async_context(connect(url, compression=None, max_queue=None)))
+        for count in counts:
+            thread_id = f"t{count}"
+            for i, sub in enumerate(subscribers[:count]):
+                await sub.request("subscribe", {"thread_id": thread_id}, f"s{next(ids)}-{i}")
+            sent_at: dict[int, float] = {}
+            latencies_ms: list[float] = []
+            waits = [time_deliveries(sub, sent_at, latencies_ms, args.posts) for sub in subscribers[:count]]
+            cpu_before = await settle(pid)
+            started = time.perf_counter()
+            for n in range(args.posts):
+                sent_at[n] = time.perf_counter()
+                content = f"bench {n} " + "words " * 20
+                await poster.request("post", {"thread_id": thread_id, "content": content}, f"p{n}")
+            elapsed_s = time.perf_counter() - started
+            await asyncio.wait_for(asyncio.gather(*(w.wait() for w in waits)), DELIVERY_TIMEOUT_S)
+            cpu = await settle(pid) - cpu_before
+            for i, sub in enumerate(subscribers[:count]):
+                await sub.request("unsubscribe", {"thread_id": thread_id}, f"u{next(ids)}-{i}")
+            row = Row(count, "raw anchor", args.posts, elapsed_s, latencies_ms, cpu)
+            rows.append(row)
+            print("  " + "  ".join(row.cells()), file=sys.stderr, flush=True)
+    return rows
+
+
 async def bench(args: argparse.Namespace) -> tuple[list[Row], bool]:
     """The rows of the table, and whether the server accepted permessage-deflate."""
     counts = sorted({int(c) for c in args.subscribers.split(",")})
@@ -347,6 +410,9 @@ async def bench(args: argparse.Namespace) -> tuple[list[Row], bool]:
                         row = await run_once(target, subscribers[:count], mode, args, ids)
                         rows.append(row)
                         print("  " + "  ".join(row.cells()), file=sys.stderr, flush=True)
+    if args.anchor:
+        with tempfile.TemporaryDirectory(prefix="choir-anchor-") as tmp, raw_anchor(Path(tmp)) as (url, pid):
+            rows += await run_anchor(url, pid, counts, args)
     return rows, deflate
 
 
@@ -372,6 +438,14 @@ def print_table(rows: list[Row], args: argparse.Namespace, deflate: bool) -> Non
     print(f"pipelined window: {args.window} posts in flight; latency = post frame sent -> event received")
     for line in table:
         print("  ".join(cell.rjust(w) for cell, w in zip(line, widths, strict=True)))
+    choir = {r.subscribers: r for r in rows if r.mode == "one by one"}
+    for anchor in (r for r in rows if r.mode == "raw anchor" and r.subscribers in choir):
+        ours, raw = sorted(choir[anchor.subscribers].latencies_ms), sorted(anchor.latencies_ms)
+        p50 = percentile(ours, 50) / percentile(raw, 50)
+        p99 = percentile(ours, 99) / percentile(raw, 99)
+        print(
+            f"choir / raw anchor at {anchor.subscribers} subscribers, one by one: p50 {p50:.2f}x, p99 {p99:.2f}x"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -384,6 +458,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--posts", type=int, default=None, help="posts per run (default 300; 30 with --quick)"
     )
     parser.add_argument("--window", type=int, default=8, help="posts in flight when pipelined")
+    parser.add_argument(
+        "--no-anchor", dest="anchor", action="store_false", help="skip the raw anchor (bench/raw_anchor.py)"
+    )
     parser.add_argument(
         "--no-compression",
         dest="compression",

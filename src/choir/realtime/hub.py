@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Final
+from typing import Any, Final
 
 from choir.program import IllegalTransition
 from choir.realtime.protocol import error as error_frame
@@ -27,6 +27,8 @@ MAX_QUEUE_FRAMES: Final = 1024
 MAX_CONNECTIONS_PER_USER: Final = 5
 SLOW_CONSUMER_CLOSE_CODE: Final = 4008
 LOGGED_OUT_CLOSE_CODE: Final = 4001
+# A frame could not be written (the client is gone): the connection is closed, its reader ends.
+SEND_FAILED_CLOSE_CODE: Final = 1011
 
 
 class ConnState(Enum):
@@ -64,6 +66,12 @@ Send = Callable[[str], Awaitable[None]]
 
 
 class Connection:
+    """One socket's sending side. A frame offered to an idle connection is written at once, in
+    the offering call (a send that completes without waiting, as a text frame on an open socket
+    does, costs no task switch: at 100 subscribers that is 100 fewer loop iterations per post).
+    A send that must wait, and every frame offered while one is in progress or queued, goes
+    through the bounded queue and the connection's writer task, in order."""
+
     def __init__(self, conn_id: int, address: str, send: Send, close: Close) -> None:
         self.conn_id = conn_id
         self.address = address
@@ -74,17 +82,41 @@ class Connection:
         self.state = ConnState.OPEN
         self.close_code: int | None = None
         self.closing: asyncio.Task[None] | None = None
+        # A send begun in ``offer`` that had to wait, finished by this task.
+        self._finishing: asyncio.Task[None] | None = None
+        self._writer_busy = False
 
     def offer(self, frame: str) -> bool:
-        """Queue a frame without waiting; a full queue means the client cannot keep up."""
+        """Send or queue a frame without waiting; a full queue means the client cannot keep up."""
         if self.state is not ConnState.OPEN:
             return False
+        if self.queue.empty() and not self._writer_busy and self._finishing is None:
+            return self._send_now(frame)
         try:
             self.queue.put_nowait(frame)
         except asyncio.QueueFull:
             self.shut(SLOW_CONSUMER_CLOSE_CODE, "slow_consumer: resume with since_seq")
             return False
         return True
+
+    def _send_now(self, frame: str) -> bool:
+        coro = self._send(frame)
+        try:
+            waiting = coro.send(None)  # type: ignore[attr-defined]
+        except StopIteration:
+            return True
+        except Exception:
+            log.debug("a send failed; closing the connection", exc_info=True)
+            self.shut(SEND_FAILED_CLOSE_CODE, "send failed")
+            return False
+        self._finishing = asyncio.get_running_loop().create_task(self._finish(coro, waiting))
+        return True
+
+    async def _finish(self, coro: Any, waiting: Any) -> None:
+        try:
+            await _Resume(coro, waiting)
+        finally:
+            self._finishing = None
 
     async def put(self, frame: str) -> None:
         """Queue a frame, waiting for room: for replays, which the client asked for."""
@@ -109,7 +141,40 @@ class Connection:
             frame = await self.queue.get()
             if frame is None or self.state is not ConnState.OPEN:
                 return
-            await self._send(frame)
+            self._writer_busy = True  # from here, offers queue behind this frame
+            try:
+                if self._finishing is not None:
+                    await asyncio.shield(self._finishing)
+                    if self.state is not ConnState.OPEN:
+                        return  # shut while the earlier send waited: the queued frames are dropped
+                await self._send(frame)
+            finally:
+                self._writer_busy = False
+
+
+class _Resume:
+    """Awaits the rest of a coroutine that was started by hand and suspended on ``waiting``:
+    each value it yields goes to the task running this, each result back into it."""
+
+    def __init__(self, coro: Any, waiting: Any) -> None:
+        self.coro = coro
+        self.waiting = waiting
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        waiting = self.waiting
+        while True:
+            try:
+                result = yield waiting
+            except BaseException as exc:
+                try:
+                    waiting = self.coro.throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    waiting = self.coro.send(result)
+                except StopIteration:
+                    return
 
 
 class Hub:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Final
@@ -54,6 +55,10 @@ FEED_ORDER: Final = ("metrics", "publisher", "indexer", "chain")
 # is 700). The committed state is a forest of small persistent-map nodes: with the default,
 # the collector walks it again and again while a batch commits (measured in bench/bench_core.py).
 GC_GEN0_THRESHOLD: Final = 50_000
+# How long a thread holding the GIL runs before it must offer it (CPython's default is 5 ms). The
+# indexer embeds in a worker thread with pure-Python and numpy code that holds the GIL; at 5 ms
+# each post's fan-out on the event loop could wait that long for it (bench/bench_socket.py p99).
+GIL_SWITCH_INTERVAL_S: Final = 0.0005
 
 
 def _params(settings: Settings) -> Params:
@@ -79,9 +84,11 @@ def _open_index(settings: Settings) -> VectorIndex:
     return EdgeVectorIndex(settings.data_dir / "vectors")
 
 
-def tune_gc() -> None:
-    """The collector policy of a server process: what is loaded at start-up is frozen out of
-    the collector's walks, and young collections run less often (see GC_GEN0_THRESHOLD)."""
+def tune_runtime() -> None:
+    """The interpreter policy of a server process. What is loaded at start-up is frozen out of
+    the collector's walks, and young collections run less often (see GC_GEN0_THRESHOLD). And
+    the GIL changes hands more often (see GIL_SWITCH_INTERVAL_S)."""
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     gc.collect()
     gc.freeze()
     _, gen1, gen2 = gc.get_threshold()
@@ -150,7 +157,7 @@ async def start(settings: Settings, clock: Clock = system_clock, embedder: Embed
             name="duties",
         )
     )
-    tune_gc()
+    tune_runtime()
     return runtime
 
 
