@@ -80,3 +80,23 @@ def test_star_import_gives_exactly_all() -> None:
 )
 def test_isort_style_key(shuffled: list[str], expected: list[str]) -> None:
     assert sorted(shuffled, key=isort_style_key) == expected
+
+
+def test_importing_choir_loads_the_core_only_and_the_shell_on_first_use() -> None:
+    """The core's names are eager; the shell's (and their frameworks) load when first asked for."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, choir; "
+        "heavy = [m for m in ('sqlalchemy', 'fastapi', 'starlette', 'redis', 'choir.store.sql') if m in sys.modules]; "
+        "assert heavy == [], heavy; "
+        "assert choir.Store.__module__ == 'choir.store.sql' and 'sqlalchemy' in sys.modules; "
+        "assert choir.Writer.__module__ == 'choir.engine.writer'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
+        choir.Nothing  # noqa: B018
