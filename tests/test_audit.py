@@ -178,6 +178,35 @@ def test_a_changed_message_content_breaks_its_hash(db: Path) -> None:
     assert details(report, "message_hash")[0].startswith(f"message {message_id} in {thread_id}: stored hash")
 
 
+def test_a_message_rewritten_with_its_hash_is_caught_by_its_event(db: Path) -> None:
+    """Content and hash changed together hash consistently; the event that published the message
+    still holds the original, and the audit compares them."""
+    message_id, thread_id = _row(db, "SELECT message_id, thread_id FROM messages LIMIT 1 OFFSET 12")
+    forged = "a forged message"
+    run_sql(
+        db,
+        f"UPDATE messages SET content = '{forged}', content_hash = '{content_hash(forged)}' "
+        f"WHERE message_id = '{message_id}'",
+    )
+    report = audit_file(db)
+    assert report.kinds() == {"message_event"}
+    assert details(report, "message_event")[0].startswith(f"message {message_id} in {thread_id}: stored hash")
+
+
+def test_a_message_without_its_event_is_named(db: Path) -> None:
+    message_id = _first(db, "SELECT message_id FROM messages LIMIT 1 OFFSET 3")
+    run_sql(
+        db,
+        f"UPDATE events SET data = json_set(data, '$.message_id', 'ghost') WHERE data LIKE '%{message_id}%'",
+    )
+    report = audit_file(db)
+    assert "message_event" in report.kinds()
+    found = details(report, "message_event")
+    assert any("publishes ghost" in d for d in found) and any(
+        f"message {message_id}: no message.posted" in d for d in found
+    )
+
+
 def test_a_pending_spec_whose_stake_changed_no_longer_matches_its_escrow(db: Path) -> None:
     spec_id = _first(db, "SELECT spec_id FROM specs WHERE status = 'pending' LIMIT 1")
     run_sql(db, f"UPDATE specs SET stake = '1' WHERE spec_id = '{spec_id}'")

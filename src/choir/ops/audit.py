@@ -15,6 +15,8 @@ names the account, transfer, spec, thread or message):
     escrow               a pending spec's escrow holds its stake; a settled one holds nothing
     co_authors           a thread's co-authors are never empty, never repeated, within the limit
     message_hash         content_hash = sha256(content), unique per thread
+    message_event        a message's content and hash are those of its `message.posted` event
+                           (so a message rewritten together with its hash is still caught)
     message_thread       a message belongs to a known thread
     message_count        a thread's message count is what the store holds
     event_seq            a thread's events are numbered 1..last_seq without a gap
@@ -138,6 +140,7 @@ def audit(store: Store, index: VectorIndex | None = None, chain: ChainSource | N
         threads = _check_threads(conn, report, params)
         messages = _check_messages(conn, report, threads)
         _check_events(conn, report, threads)
+        _check_message_events(conn, report, messages)
         if chain is not None:
             from choir.chain.audit_checks import read_settled
 
@@ -389,6 +392,54 @@ def _check_events(conn: Connection, report: AuditReport, threads: dict[str, _Thr
     for thread_id, thread in threads.items():
         if thread_id not in seen and thread.last_seq:
             report.add("event_seq", f"thread {thread_id}: last seq {thread.last_seq} but no stored event")
+
+
+def _check_message_events(conn: Connection, report: AuditReport, messages: dict[str, _Message]) -> None:
+    """Each message against the event that published it: the event's content hashes to the
+    message's hash, the event names the same hash, and every message has its event."""
+    e = schema.events
+    query = select(e.c.thread_id, e.c.seq, e.c.data).where(e.c.kind == "message.posted")
+    published: set[str] = set()
+    for thread_id, seq, data in _rows(conn, query):
+        fields = _event_fields(data)
+        if fields is None:
+            report.add("message_event", f"event {thread_id}#{seq}: not a readable message.posted event")
+            continue
+        message_id, content, claimed = fields
+        published.add(message_id)
+        message = messages.get(message_id)
+        if message is None:
+            report.add(
+                "message_event", f"event {thread_id}#{seq} publishes {message_id}, which the store lacks"
+            )
+            continue
+        actual = hashlib.sha256(content.encode()).hexdigest()
+        if (
+            message.thread_id != thread_id
+            or claimed != message.content_hash
+            or actual != message.content_hash
+        ):
+            report.add(
+                "message_event",
+                f"message {message_id} in {message.thread_id}: stored hash {message.content_hash[:12]}… but "
+                f"its event {thread_id}#{seq} says {str(claimed)[:12]}… and its content hashes to {actual[:12]}…",
+            )
+    for message_id in messages.keys() - published:
+        report.add("message_event", f"message {message_id}: no message.posted event publishes it")
+
+
+def _event_fields(data: Any) -> tuple[str, str, str] | None:
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except ValueError:
+            return None
+    if not isinstance(data, dict):
+        return None
+    message_id, content, claimed = data.get("message_id"), data.get("content"), data.get("content_hash")
+    if not (isinstance(message_id, str) and isinstance(content, str) and isinstance(claimed, str)):
+        return None
+    return message_id, content, claimed
 
 
 # -- the vector index ---------------------------------------------------------------------
