@@ -129,13 +129,33 @@ class Indexer:
         return novelty_ppm(max(scores) if scores else None)
 
     def catch_up(self) -> list[tuple[str, int]]:
-        """Index what the store has and the index lacks, and measure what still waits for
-        its novelty (after a crash, or with a new index). Returns the measured pairs."""
-        present = {p.message_id for p in self.index.scroll_all()}
+        """Reconcile the index with the store at start-up (after a crash, or with a new index):
+        points of a message the store lacks are deleted, a thread whose points carry another
+        co-author list than the store's gets the store's, and what the store has and the index
+        lacks is indexed; what still waits for its novelty is measured. Returns the measured pairs."""
+        state = self.state
+        stored = self.store.all_messages()
+        stored_ids = {m.message_id for m in stored}
+        present: set[str] = set()
+        extra: list[str] = []
+        stale: set[str] = set()
+        for point in self.index.scroll_all():
+            present.add(point.message_id)
+            thread = state.threads.get(point.thread_id)
+            if point.message_id not in stored_ids or thread is None or not _public(thread):
+                extra.append(point.message_id)
+            elif tuple(point.co_authors) != thread.co_authors:
+                stale.add(point.thread_id)
+        if extra:
+            log.warning("index: deleting %d points the store does not publish", len(extra))
+            self.index.delete(extra)
+        for thread_id in sorted(stale):
+            log.warning("index: thread %s had stale co-authors; set from the store", thread_id)
+            self.index.set_thread_meta(thread_id, state.threads[thread_id].co_authors, "public")
         todo = [
             m
-            for m in self.store.all_messages()
-            if m.novelty_ppm is None or (m.message_id not in present and _public_id(self.state, m.thread_id))
+            for m in stored
+            if m.novelty_ppm is None or (m.message_id not in present and _public_id(state, m.thread_id))
         ]
         todo.sort(key=lambda m: m.published_at)
         measured: list[tuple[str, int]] = []
