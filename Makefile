@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench fuzz crash clean
 
 $(STAMP): pyproject.toml scripts/bootstrap
 	bash scripts/bootstrap
@@ -22,6 +22,14 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# The long forms of what the test run checks briefly: >= 100,000 fuzzed /ws frames (batches of
+# up to 6), and 100 SIGKILL cycles of a real server.
+fuzz: $(STAMP)
+	CHOIR_FUZZ_EXAMPLES=30000 $(VENV)/bin/pytest -q tests/realtime/test_ws_fuzz.py
+
+crash: $(STAMP)
+	$(PY) -m bench.bench_crash --cycles 100
 
 clean:
 	rm -rf $(VENV) choir-data

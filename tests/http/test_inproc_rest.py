@@ -68,3 +68,11 @@ async def test_the_ledger_adds_up_to_the_supply(ip: InProcess) -> None:
         health = (await http.get("/health")).json()
     assert sum(int(v) for v in ledger["by_class"].values()) == SUPPLY == int(ledger["supply"])
     assert health["status"] == "ok" and health["version"] == ip.runtime.writer.snapshot().version >= 1
+
+
+async def test_a_deeply_nested_body_is_422_invalid_payload(ip: InProcess) -> None:
+    _address, cookie = await ip.sign_in()
+    body = '{"title":' + "[" * 5000 + "]" * 5000 + "}"
+    async with ip.client(cookie) as http:
+        response = await http.post("/api/threads", content=body, headers={"content-type": "application/json"})
+    assert (response.status_code, response.json()["code"]) == (422, "invalid_payload")

@@ -78,6 +78,10 @@ async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        # A body the framework could not parse at all (thousands of nested brackets, say): the same
+        # answer as any malformed JSON body.
+        return JSONResponse(body("invalid_payload", f"request body: {exc.detail}"), status_code=422)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     return JSONResponse(body(code, str(exc.detail)), status_code=exc.status_code)
 

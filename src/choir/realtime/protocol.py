@@ -170,6 +170,9 @@ def parse(text: str | bytes) -> tuple[str, _Payload]:
         raw = json.loads(text)
     except ValueError:
         raise ProtocolError("bad_json", "the frame is not valid JSON") from None
+    except RecursionError:
+        # Thousands of nested brackets exhaust the parser's stack; the frame is refused, the socket lives.
+        raise ProtocolError("bad_json", "the frame nests too deeply") from None
     if not isinstance(raw, dict):
         raise ProtocolError("bad_json", "a frame is one JSON object")
     frame_id = raw.get("id")
