@@ -25,8 +25,23 @@ def simulate(
     steps: int = typer.Option(10_000, min=1, help="Instructions to generate."),
     actors: int = typer.Option(20, min=1, max=10_000, help="Distinct actors."),
     database_url: str = typer.Option("sqlite://", help="Store to drive (default: SQLite in memory)."),
+    scenario: str | None = typer.Option(
+        None, help="Play one incentive attack instead (or `all`), and print the bound it reached."
+    ),
 ) -> None:
     """Drive the coordinator with random valid and invalid instructions, checking every invariant."""
+    if scenario is not None:
+        from choir.ops.scenarios import SCENARIOS
+
+        if scenario != "all" and scenario not in SCENARIOS:
+            typer.echo(
+                f"choir: unknown scenario {scenario!r}; choose from all, {', '.join(SCENARIOS)}", err=True
+            )
+            raise typer.Exit(2)
+        bounds = [play() for name, play in SCENARIOS.items() if scenario in ("all", name)]
+        for bound in bounds:
+            typer.echo(bound.line())
+        raise typer.Exit(0 if all(b.holds for b in bounds) else 1)
     from choir.ops.simulate import SimulationFailure
     from choir.ops.simulate import simulate as run
 
