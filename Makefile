@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench fuzz crash clean
+.PHONY: run test lint bench fuzz crash simulate-long clean
 
 $(STAMP): pyproject.toml scripts/bootstrap
 	bash scripts/bootstrap
@@ -31,6 +31,10 @@ fuzz: $(STAMP)
 
 crash: $(STAMP)
 	$(PY) -m bench.bench_crash --cycles 100
+
+# 10^6 simulated steps: 20 seeds of 50,000, every invariant checked after every step.
+simulate-long: $(STAMP)
+	$(VENV)/bin/choir simulate --seeds 20 --steps 50000
 
 clean:
 	rm -rf $(VENV) choir-data

@@ -63,3 +63,11 @@ def test_cli_prints_a_summary_and_rejects_bad_flags() -> None:
         timeout=60,
     )
     assert bad.returncode == 2 and "steps" in bad.stderr
+
+
+def test_the_default_run_reaches_divests_and_expiries() -> None:
+    """The default run crosses the 7-day divest lock and spec lifetime: both are applied, not only refused."""
+    report = sim.simulate(seed=1, steps=10_000, actors=20)
+    assert report.simulated_days > 14
+    assert report.applied["Divest"] > 0 and report.applied["Expire"] > 0
+    assert report.applied["SettleEpoch"] > 0 and report.applied["Withdraw"] > 0

@@ -25,6 +25,7 @@ def simulate(
     steps: int = typer.Option(10_000, min=1, help="Instructions to generate."),
     actors: int = typer.Option(20, min=1, max=10_000, help="Distinct actors."),
     database_url: str = typer.Option("sqlite://", help="Store to drive (default: SQLite in memory)."),
+    seeds: int = typer.Option(1, min=1, max=10_000, help="Run this many seeds, from --seed on."),
     scenario: str | None = typer.Option(
         None, help="Play one incentive attack instead (or `all`), and print the bound it reached."
     ),
@@ -46,15 +47,17 @@ def simulate(
     from choir.ops.simulate import simulate as run
 
     started = time.perf_counter()
-    try:
-        report = run(seed, steps, actors, database_url)
-    except SimulationFailure as failure:
-        typer.echo(str(failure), err=True)
-        raise typer.Exit(1) from None
-    for line in report.lines():
-        typer.echo(line)
+    for one in range(seed, seed + seeds):
+        try:
+            report = run(one, steps, actors, database_url)
+        except SimulationFailure as failure:
+            typer.echo(str(failure), err=True)
+            raise typer.Exit(1) from None
+        for line in report.lines():
+            typer.echo(line)
     elapsed = time.perf_counter() - started
-    typer.echo(f"{steps} steps in {elapsed:.1f} s ({steps / elapsed:,.0f} steps/s)")
+    total = steps * seeds
+    typer.echo(f"{total} steps ({seeds} seeds) in {elapsed:.1f} s ({total / elapsed:,.0f} steps/s)")
 
 
 @app.command()

@@ -45,6 +45,9 @@ GENESIS = datetime(2026, 1, 1, tzinfo=UTC)
 FULL_CHECK_EVERY = 1000
 WELCOME = 50 * ONE_CHOIR
 SWEEP_EVERY = 10
+# Mean simulated seconds between steps: the default 10,000 steps then span about three weeks, past
+# the 7-day divest lock and spec lifetime, so divests and expiries are applied, not only refused.
+STEP_MEAN_S = 180
 
 
 class SimulationFailure(Exception):
@@ -100,7 +103,7 @@ class Simulator:
     def run(self, steps: int) -> Report:
         report = Report(self.seed, steps)
         for step in range(steps):
-            self.now += timedelta(seconds=self.rng.expovariate(1 / 60))
+            self.now += timedelta(seconds=self.rng.expovariate(1 / STEP_MEAN_S))
             instruction = self.step_instruction(step)
             self.execute(step, instruction, report)
             # The sweeper runs every few steps, as the server's does every few seconds.
