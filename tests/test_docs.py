@@ -120,3 +120,27 @@ def test_setting_names_follow_the_prefix_and_aliases() -> None:
         other: str = Field("x", validation_alias="LEGACY_NAME")
 
     assert setting_env_names(Example) == ["CHOIR_EPOCH_SECONDS", "LEGACY_NAME"]
+
+
+def test_every_security_item_names_a_test_that_exists() -> None:
+    """The OWASP/SIWS table of docs/security.md names real tests (file::test; a bare ::test is in the
+    file named before it on the same line)."""
+    text = _read(DOCS_DIR / "security.md")
+    section = text.split("## The OWASP WebSocket and SIWS lists", 1)[1].split("\n## ", 1)[0]
+    missing = []
+    named = 0
+    for line in section.splitlines():
+        current: str | None = None
+        for path, test in re.findall(r"`(tests/[\w/]+\.py)?(?:::(\w+))?`", line):
+            if path:
+                current = path
+            if current is None:
+                continue
+            source = (ROOT / current).read_text() if (ROOT / current).is_file() else ""
+            if not source:
+                missing.append(current)
+            elif test:
+                named += 1
+                if f"def {test}(" not in source:
+                    missing.append(f"{current}::{test}")
+    assert named >= 18 and missing == []

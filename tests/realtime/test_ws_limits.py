@@ -484,3 +484,41 @@ async def test_a_client_that_reads_nothing_is_dropped_when_its_close_cannot_be_s
             return await connections() == before - 1
 
         await eventually(dropped)
+
+
+async def test_logout_closes_that_sessions_sockets_only(srv: Server) -> None:
+    """Two sign-ins of one key (two browsers): logging out of one leaves the other's sockets open."""
+    laptop = await signed_in(srv)
+    phone = Person(srv, key=laptop.key)
+    await phone.sign_in()
+    assert phone.address == laptop.address and phone.cookie != laptop.cookie
+    async with laptop.socket() as on_laptop, phone.socket() as on_phone:
+        async with laptop.http() as http:
+            assert (await http.post("/api/auth/logout")).status_code == 200
+        assert await close_code(on_laptop) == LOGGED_OUT_CLOSE_CODE
+        assert (await on_phone.request("ping", {}))["type"] == "ack"
+    async with phone.http() as http:
+        assert (await http.get("/api/me")).status_code == 200
+
+
+def test_an_idle_socket_is_pinged_and_closed_when_it_stops_answering() -> None:
+    """Idle timeout: the server pings every 30 s and closes a socket silent for 60 s after that ping."""
+    from choir.config import Settings
+    from choir.server.run import WS_PING_INTERVAL_S, WS_PING_TIMEOUT_S, config
+
+    uvicorn_config = config(Settings())
+    assert (uvicorn_config.ws_ping_interval, uvicorn_config.ws_ping_timeout) == (
+        WS_PING_INTERVAL_S,
+        WS_PING_TIMEOUT_S,
+    )
+    assert 0 < WS_PING_INTERVAL_S <= 30 and 0 < WS_PING_TIMEOUT_S <= 60
+
+
+async def test_a_session_token_in_the_url_signs_no_one_in(srv: Server) -> None:
+    """No token in URLs: the handshake reads the session from its cookie only."""
+    person = await signed_in(srv)
+    url = f"{srv.ws_url}?choir_session={person.cookie}&token={person.cookie}"
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        async with websockets.connect(url, additional_headers={"Origin": srv.origin}):
+            pass
+    assert refused.value.response.status_code == 403

@@ -63,6 +63,11 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+def session_key(token: str | None) -> str:
+    """Names a session among a person's sessions (its sockets, a logout) without its token."""
+    return token_hash(token)[:32] if token else ""
+
+
 class SignIn(NamedTuple):
     address: str
     token: str

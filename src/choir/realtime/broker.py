@@ -16,16 +16,16 @@ log = logging.getLogger(__name__)
 
 ThreadSink = Callable[[str, int | None, str], None]
 UserSink = Callable[[str, str], None]
+# (address, session): close that session's sockets.
+LogoutSink = Callable[[str, str], object]
 CHANNEL: Final = "choir:fanout"
 
 
 class Broker(Protocol):
-    async def start(
-        self, on_thread: ThreadSink, on_user: UserSink, on_logout: Callable[[str], object]
-    ) -> None: ...
+    async def start(self, on_thread: ThreadSink, on_user: UserSink, on_logout: LogoutSink) -> None: ...
     async def publish_thread(self, thread_id: str, seq: int | None, frame: str) -> None: ...
     async def publish_user(self, address: str, frame: str) -> None: ...
-    async def publish_logout(self, address: str) -> None: ...
+    async def publish_logout(self, address: str, session: str) -> None: ...
     async def close(self) -> None: ...
 
 
@@ -35,11 +35,9 @@ class LocalBroker:
     def __init__(self) -> None:
         self._on_thread: ThreadSink | None = None
         self._on_user: UserSink | None = None
-        self._on_logout: Callable[[str], object] | None = None
+        self._on_logout: LogoutSink | None = None
 
-    async def start(
-        self, on_thread: ThreadSink, on_user: UserSink, on_logout: Callable[[str], object]
-    ) -> None:
+    async def start(self, on_thread: ThreadSink, on_user: UserSink, on_logout: LogoutSink) -> None:
         self._on_thread, self._on_user, self._on_logout = on_thread, on_user, on_logout
 
     def deliver(self, item: tuple[str, str, int | None, str]) -> None:
@@ -59,9 +57,9 @@ class LocalBroker:
         if self._on_user:
             self._on_user(address, frame)
 
-    async def publish_logout(self, address: str) -> None:
+    async def publish_logout(self, address: str, session: str) -> None:
         if self._on_logout:
-            self._on_logout(address)
+            self._on_logout(address, session)
 
     async def close(self) -> None:
         return None
@@ -77,9 +75,7 @@ class RedisBroker:
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
-    async def start(
-        self, on_thread: ThreadSink, on_user: UserSink, on_logout: Callable[[str], object]
-    ) -> None:
+    async def start(self, on_thread: ThreadSink, on_user: UserSink, on_logout: LogoutSink) -> None:
         pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         await pubsub.subscribe(CHANNEL)
         self._task = asyncio.get_running_loop().create_task(
@@ -87,7 +83,7 @@ class RedisBroker:
         )
 
     async def _listen(
-        self, pubsub: Any, on_thread: ThreadSink, on_user: UserSink, on_logout: Callable[[str], object]
+        self, pubsub: Any, on_thread: ThreadSink, on_user: UserSink, on_logout: LogoutSink
     ) -> None:
         async for message in pubsub.listen():
             try:
@@ -97,7 +93,7 @@ class RedisBroker:
                 elif "u" in item:
                     on_user(item["u"], item["f"])
                 elif "logout" in item:
-                    on_logout(item["logout"])
+                    on_logout(item["logout"], item["session"])
             except Exception:  # one bad message must not stop the fan-out
                 log.exception("bad fan-out message")
 
@@ -107,8 +103,8 @@ class RedisBroker:
     async def publish_user(self, address: str, frame: str) -> None:
         await self._redis.publish(CHANNEL, json.dumps({"u": address, "f": frame}))
 
-    async def publish_logout(self, address: str) -> None:
-        await self._redis.publish(CHANNEL, json.dumps({"logout": address}))
+    async def publish_logout(self, address: str, session: str) -> None:
+        await self._redis.publish(CHANNEL, json.dumps({"logout": address, "session": session}))
 
     async def close(self) -> None:
         if self._task is not None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 from starlette.websockets import WebSocket
 
 from choir.auth.origin import origin_allowed
-from choir.auth.service import AuthService
+from choir.auth.service import AuthService, session_key
 from choir.config import Settings
 from choir.engine import Writer
 from choir.ops.metrics import Metrics, timed_send
@@ -74,7 +74,7 @@ async def websocket_endpoint(ws: WebSocket) -> None:
             log.debug("closing a socket failed", exc_info=True)
 
     hub = deps.hub
-    conn = hub.connect(address, timed_send(deps.metrics, ws.send_text), close)
+    conn = hub.connect(address, timed_send(deps.metrics, ws.send_text), close, session_key(token))
     try:
         await ws.accept()
     except BaseException:

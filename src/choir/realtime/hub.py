@@ -72,9 +72,12 @@ class Connection:
     A send that must wait, and every frame offered while one is in progress or queued, goes
     through the bounded queue and the connection's writer task, in order."""
 
-    def __init__(self, conn_id: int, address: str, send: Send, close: Close) -> None:
+    def __init__(self, conn_id: int, address: str, send: Send, close: Close, session: str = "") -> None:
         self.conn_id = conn_id
         self.address = address
+        # Which sign-in this socket belongs to (a digest of its session token): logging out of one
+        # session closes its sockets, not those of the person's other browsers.
+        self.session = session
         self._send = send
         self._close = close
         self.queue: asyncio.Queue[str | None] = asyncio.Queue(MAX_QUEUE_FRAMES)
@@ -183,12 +186,12 @@ class Hub:
         self.by_user: dict[str, set[Connection]] = {}
         self._next_id = 0
 
-    def connect(self, address: str, send: Send, close: Close) -> Connection | None:
+    def connect(self, address: str, send: Send, close: Close, session: str = "") -> Connection | None:
         """A new connection, or None when the user already has the most allowed."""
         if len(self.by_user.get(address, ())) >= MAX_CONNECTIONS_PER_USER:
             return None
         self._next_id += 1
-        conn = Connection(self._next_id, address, send, close)
+        conn = Connection(self._next_id, address, send, close, session)
         self.by_user.setdefault(address, set()).add(conn)
         return conn
 
@@ -271,6 +274,15 @@ class Hub:
     def notify_user(self, address: str, frame: str) -> None:
         for conn in list(self.by_user.get(address, ())):
             conn.offer(frame)
+
+    def close_session(
+        self, address: str, session: str, code: int = LOGGED_OUT_CLOSE_CODE, reason: str = "logged out"
+    ) -> int:
+        """Close the sockets of one session (a logout); the person's other sessions stay open."""
+        conns = [c for c in self.by_user.get(address, ()) if c.session == session]
+        for conn in conns:
+            conn.shut(code, reason)
+        return len(conns)
 
     def close_user(self, address: str, code: int = LOGGED_OUT_CLOSE_CODE, reason: str = "logged out") -> int:
         conns = list(self.by_user.get(address, ()))

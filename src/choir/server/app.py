@@ -143,7 +143,7 @@ async def start(settings: Settings, clock: Clock = system_clock, embedder: Embed
         chain=chain,
     )
     _wire(runtime)
-    await broker.start(hub.deliver, hub.notify_user, hub.close_user)
+    await broker.start(hub.deliver, hub.notify_user, hub.close_session)
     publisher.start()
     writer.start()
     loop = asyncio.get_running_loop()

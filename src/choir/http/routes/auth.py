@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from choir.auth.errors import AuthError
+from choir.auth.service import session_key
 from choir.engine.welcome import welcome
 from choir.http.deps import COOKIE, Deps, check_origin, current_user, deps, optional_user
 from choir.http.errors import ApiError
@@ -74,8 +75,8 @@ async def logout(request: Request, response: Response) -> dict[str, bool]:
     address = await optional_user(request)
     if token:
         await asyncio.to_thread(d.auth.logout, token)
-    if address:
-        await d.broker.publish_logout(address)
+    if address and token:
+        await d.broker.publish_logout(address, session_key(token))
     response.delete_cookie(COOKIE, path="/")
     return {"ok": True}
 
