@@ -82,12 +82,14 @@ def choir_serve(data_dir: Path, port: int, database_url: str | None) -> Iterator
     }
     if database_url:
         env["CHOIR_DATABASE_URL"] = database_url
-    process = subprocess.Popen(
-        [sys.executable, "-m", "choir", "serve", "--port", str(port), "--data-dir", str(data_dir)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    log_path = data_dir.parent / "server.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "choir", "serve", "--port", str(port), "--data-dir", str(data_dir)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         yield process
     finally:
@@ -96,12 +98,13 @@ def choir_serve(data_dir: Path, port: int, database_url: str | None) -> Iterator
         process.wait()
 
 
-async def wait_healthy(base: str, process: subprocess.Popen[bytes]) -> float:
+async def wait_healthy(base: str, process: subprocess.Popen[bytes], log_path: Path) -> float:
     started = time.perf_counter()
     async with httpx.AsyncClient(timeout=2) as http:
         while time.perf_counter() - started < STARTUP_TIMEOUT_S:
             if process.poll() is not None:
-                raise RuntimeError(f"choir serve exited with {process.returncode} during start-up")
+                tail = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else ""
+                raise RuntimeError(f"choir serve exited with {process.returncode} during start-up:\n{tail}")
             with contextlib.suppress(httpx.TransportError):
                 if (await http.get(f"{base}/health")).status_code == 200:
                     return time.perf_counter() - started
@@ -225,7 +228,7 @@ async def run(args: argparse.Namespace) -> list[Cycle]:
             base = f"http://127.0.0.1:{port}"
             acked: list[tuple[str, int, str]] = []
             with choir_serve(data_dir, port, args.database_url) as process:
-                await wait_healthy(base, process)
+                await wait_healthy(base, process, data_dir.parent / "server.log")
                 if not people:
                     people = [await sign_in(base) for _ in range(CLIENTS)]
                 worker = asyncio.create_task(load(base, people, rng, acked))
@@ -238,7 +241,9 @@ async def run(args: argparse.Namespace) -> list[Cycle]:
             port = free_port()
             base = f"http://127.0.0.1:{port}"
             with choir_serve(data_dir, port, args.database_url) as process:
-                cycle.restart_s = await wait_healthy(base, process)  # after the kill: recovery included
+                cycle.restart_s = await wait_healthy(
+                    base, process, data_dir.parent / "server.log"
+                )  # after the kill: recovery included
                 await check(base, people[0].cookie, acked, cycle)
             cycles.append(cycle)
             status = "ok" if cycle.audit_ok and not cycle.lost else "FAILED"
