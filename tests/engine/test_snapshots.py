@@ -32,6 +32,15 @@ def runtime_of(server: Server) -> Runtime:
     return runtime
 
 
+def on_server(runtime: Runtime, instructions: list[Any]) -> asyncio.Future[Any]:
+    """Submit a batch on the server's own event loop (uvicorn's thread), awaitable from the test's."""
+    task = runtime.writer._task
+    assert task is not None
+    return asyncio.wrap_future(
+        asyncio.run_coroutine_threadsafe(runtime.writer.execute_all(instructions), task.get_loop())
+    )
+
+
 class Hold:
     """Wraps a store method so that its next call waits (in the writer thread) until released,
     then runs ``then`` instead of the method, once."""
@@ -88,13 +97,12 @@ async def test_a_batch_that_fails_before_commit_is_never_seen(srv: Server) -> No
     async with alice.socket() as watcher:
         ack = await watcher.request("subscribe", {"thread_id": thread_id})
         before = await observe(alice, thread_id)
-        batch = asyncio.ensure_future(
-            runtime.writer.execute_all(
-                [
-                    PostMessage(alice.address, thread_id, "m-held", "never committed"),
-                    Withdraw(alice.address, ONE_CHOIR, "w-held"),
-                ]
-            )
+        batch = on_server(
+            runtime,
+            [
+                PostMessage(alice.address, thread_id, "m-held", "never committed"),
+                Withdraw(alice.address, ONE_CHOIR, "w-held"),
+            ],
         )
         assert await asyncio.to_thread(hold.entered.wait, HOLD_TIMEOUT_S)
         # The program has applied the batch to the writer's fork; the store has not committed it.
@@ -131,13 +139,12 @@ async def test_a_batch_applied_again_after_a_version_move_is_seen_once(srv: Serv
     async with alice.socket() as watcher:
         await watcher.request("subscribe", {"thread_id": thread_id})
         before = await observe(alice, thread_id)
-        batch = asyncio.ensure_future(
-            runtime.writer.execute_all(
-                [
-                    PostMessage(alice.address, thread_id, "m-moved", "applied twice, committed once"),
-                    Withdraw(alice.address, ONE_CHOIR, "w-moved"),
-                ]
-            )
+        batch = on_server(
+            runtime,
+            [
+                PostMessage(alice.address, thread_id, "m-moved", "applied twice, committed once"),
+                Withdraw(alice.address, ONE_CHOIR, "w-moved"),
+            ],
         )
         assert await asyncio.to_thread(hold.entered.wait, HOLD_TIMEOUT_S)
         during = await observe(alice, thread_id)
