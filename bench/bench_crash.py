@@ -12,7 +12,11 @@ again (the restart time is measured to the first /health answer) and then:
                 and the live vector index against the store (must pass)
 
     python -m bench crash                    100 cycles on SQLite
-    python -m bench.bench_crash [--quick] [--cycles N] [--database-url URL] [--seed S]
+    python -m bench.bench_crash [--quick] [--cycles N] [--database-url URL] [--seed S] [--chain litesvm]
+
+With --chain litesvm the server settles on the embedded Solana VM, so kills also land while a
+settlement batch is in flight; each cycle then also runs `choir audit --chain` (the chain against the
+ledger and the anchored records) after the check.
 
 Prints one row per cycle and a summary: cycles, acked posts, lost, audit failures, restart time.
 """
@@ -74,14 +78,22 @@ def free_port() -> int:
         return port
 
 
-@contextlib.contextmanager
-def choir_serve(data_dir: Path, port: int, database_url: str | None) -> Iterator[subprocess.Popen[bytes]]:
+def server_env(database_url: str | None, chain: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHOIR_")} | {
         "CHOIR_LOG_LEVEL": "WARNING",
         "CHOIR_SWEEP_INTERVAL_S": "0.5",
+        "CHOIR_CHAIN": chain,
     }
     if database_url:
         env["CHOIR_DATABASE_URL"] = database_url
+    return env
+
+
+@contextlib.contextmanager
+def choir_serve(
+    data_dir: Path, port: int, database_url: str | None, chain: str = "none"
+) -> Iterator[subprocess.Popen[bytes]]:
+    env = server_env(database_url, chain)
     log_path = data_dir.parent / "server.log"
     with log_path.open("ab") as log:
         process = subprocess.Popen(
@@ -227,7 +239,7 @@ async def run(args: argparse.Namespace) -> list[Cycle]:
             port = free_port()
             base = f"http://127.0.0.1:{port}"
             acked: list[tuple[str, int, str]] = []
-            with choir_serve(data_dir, port, args.database_url) as process:
+            with choir_serve(data_dir, port, args.database_url, args.chain) as process:
                 await wait_healthy(base, process, data_dir.parent / "server.log")
                 if not people:
                     people = [await sign_in(base) for _ in range(CLIENTS)]
@@ -240,11 +252,26 @@ async def run(args: argparse.Namespace) -> list[Cycle]:
             cycle.acked = len(acked)
             port = free_port()
             base = f"http://127.0.0.1:{port}"
-            with choir_serve(data_dir, port, args.database_url) as process:
+            with choir_serve(data_dir, port, args.database_url, args.chain) as process:
                 cycle.restart_s = await wait_healthy(
                     base, process, data_dir.parent / "server.log"
                 )  # after the kill: recovery included
                 await check(base, people[0].cookie, acked, cycle)
+            if args.chain != "none":
+                # The server stopped cleanly above (its settlement journal completed what the kill
+                # interrupted); the chain is now checked against the ledger and the anchored records.
+                audited = subprocess.run(
+                    [sys.executable, "-m", "choir", "audit", "--chain", "--data-dir", str(data_dir)],
+                    env=server_env(args.database_url, args.chain),
+                    capture_output=True,
+                    text=True,
+                    timeout=300,
+                )
+                if audited.returncode != 0 or "checked the chain" not in audited.stdout:
+                    cycle.audit_ok = False
+                    cycle.audit_findings += (
+                        audited.stdout.splitlines()[-5:] + audited.stderr.splitlines()[-3:]
+                    )
             cycles.append(cycle)
             status = "ok" if cycle.audit_ok and not cycle.lost else "FAILED"
             print(
@@ -258,11 +285,11 @@ async def run(args: argparse.Namespace) -> list[Cycle]:
     return cycles
 
 
-def summary(cycles: Sequence[Cycle], database: str) -> str:
+def summary(cycles: Sequence[Cycle], database: str, chain: str = "none") -> str:
     restarts = sorted(c.restart_s for c in cycles) or [0.0]
     failures = sum(1 for c in cycles if not c.audit_ok)
     return (
-        f"crash: database={database} cycles={len(cycles)} acked={sum(c.acked for c in cycles)} "
+        f"crash: database={database} chain={chain} cycles={len(cycles)} acked={sum(c.acked for c in cycles)} "
         f"lost={sum(len(c.lost) for c in cycles)} audit_failures={failures} "
         f"restart_p50_s={restarts[len(restarts) // 2]:.2f} restart_max_s={restarts[-1]:.2f}"
     )
@@ -278,13 +305,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--database-url", default=None, help="PostgreSQL URL (default: SQLite in the data dir)"
     )
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--chain",
+        choices=["none", "litesvm"],
+        default="none",
+        help="settle on the embedded chain (killed mid-batch too)",
+    )
     args = parser.parse_args(argv)
     if args.cycles is None:
         args.cycles = 3 if args.quick else 100
     if args.cycles < 1:
         parser.error("--cycles must be at least 1")
     cycles = asyncio.run(run(args))
-    print(summary(cycles, "postgresql" if args.database_url else "sqlite"))
+    print(summary(cycles, "postgresql" if args.database_url else "sqlite", args.chain))
     if any(c.lost or not c.audit_ok for c in cycles):
         sys.exit(1)
 

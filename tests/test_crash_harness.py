@@ -42,3 +42,10 @@ def test_kills_on_postgres_lose_nothing_and_audit_clean(postgres_url: str) -> No
     found = summary_of(run_harness("--database-url", postgres_url))
     assert found["database"] == "postgresql" and found["cycles"] == CYCLES
     assert found["lost"] == "0" and found["audit_failures"] == "0"
+
+
+@pytest.mark.slow
+def test_kills_while_settling_on_the_embedded_chain_lose_nothing_and_audit_the_chain_clean() -> None:
+    found = summary_of(run_harness("--chain", "litesvm"))
+    assert found["chain"] == "litesvm" and found["cycles"] == CYCLES
+    assert found["lost"] == "0" and found["audit_failures"] == "0"
