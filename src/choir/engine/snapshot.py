@@ -18,10 +18,5 @@ class Snapshot:
     state: State
     version: int
 
-    def last_seq(self, thread_id: str) -> int | None:
-        """The seq of the thread's last stored event (None: no such thread)."""
-        thread = self.state.threads.get(thread_id)
-        return None if thread is None else thread.last_seq
-
     def balance(self, account: str) -> int:
         return self.state.ledger.balance(account)

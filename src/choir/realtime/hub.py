@@ -284,12 +284,6 @@ class Hub:
             conn.shut(code, reason)
         return len(conns)
 
-    def close_user(self, address: str, code: int = LOGGED_OUT_CLOSE_CODE, reason: str = "logged out") -> int:
-        conns = list(self.by_user.get(address, ()))
-        for conn in conns:
-            conn.shut(code, reason)
-        return len(conns)
-
     @property
     def connection_count(self) -> int:
         return sum(len(c) for c in self.by_user.values())
