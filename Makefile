@@ -27,7 +27,7 @@ bench: $(STAMP)
 # up to 6), >= 100,000 fuzzed REST requests (7,000 per operation), and 100 SIGKILL cycles of a real server.
 fuzz: $(STAMP)
 	CHOIR_FUZZ_EXAMPLES=30000 $(VENV)/bin/pytest -q -s --timeout=0 tests/realtime/test_ws_fuzz.py
-	CHOIR_REST_FUZZ_EXAMPLES=7000 $(VENV)/bin/pytest -q --timeout=0 tests/http/test_rest_fuzz.py
+	CHOIR_REST_FUZZ_EXAMPLES=7000 $(VENV)/bin/pytest -q -s --timeout=0 tests/http/test_rest_fuzz.py
 
 crash: $(STAMP)
 	$(PY) -m bench.bench_crash --cycles 100
