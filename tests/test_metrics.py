@@ -125,7 +125,7 @@ def test_a_delivered_post_is_timed_from_its_commit_and_other_frames_are_not() ->
     metrics = Metrics()
     at = datetime(2026, 1, 1, tzinfo=UTC)
     outcome = Outcome(events=[Event("t1", 7, "message.posted", {"message_id": "m"}, at)])
-    metrics.on_commit(Commit((outcome,), {}, Snapshot(State.genesis(at), 1)))
+    metrics.on_commit(Commit((outcome,), {}, Snapshot.of(State.genesis(at), 1)))
     metrics.on_frame_sent(
         protocol.event("t1", 7, "message.posted", {"message_id": "m"}, "2026-01-01T00:00:00Z")
     )

@@ -17,7 +17,7 @@ AT = datetime(2030, 1, 1, tzinfo=UTC)
 
 
 def _commit() -> Commit:
-    return Commit((), {}, Snapshot(State.genesis(AT), 1))
+    return Commit((), {}, Snapshot.of(State.genesis(AT), 1))
 
 
 def test_subscribers_hear_in_order_and_a_failing_one_stops_no_other(caplog: pytest.LogCaptureFixture) -> None:

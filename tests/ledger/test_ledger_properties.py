@@ -85,7 +85,7 @@ def test_batches_conserve_the_supply_and_match_the_rules(batch_list: list[list[T
         assert ledger.total() == SUPPLY
         assert all(b >= 0 for b in ledger.balances.values())
         assert {a: b for a, b in ledger.balances.items() if b} == {a: b for a, b in balances.items() if b}
-        assert dict(ledger.transfers) == done
+        assert ledger.transfers == done
 
 
 @settings(max_examples=200, deadline=None)

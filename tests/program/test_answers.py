@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import copy
-from datetime import UTC, datetime, timedelta
-
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from choir.ledger import ONE_CHOIR
 from choir.program import (
     AI_AUTHOR,
     CitationInput,
-    CreateThread,
-    Grant,
     PostAnswer,
     PostMessage,
-    State,
     Visibility,
-    apply,
 )
 
 
@@ -73,35 +62,3 @@ def test_an_answer_in_a_private_thread_cites_and_is_not_a_prior(world) -> None:
     world.create("secret", "alice", Visibility.PRIVATE)
     outcome = world.do(PostAnswer("q1", "alice", "secret", "a1", "Sun [1].", (CitationInput(1, "p1", 1),)))
     assert [r.eligible for r in outcome.citations] == [True]
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    steps=st.lists(
-        st.tuples(st.sampled_from(["post", "thread", "grant", "answer"]), st.integers(0, 5)),
-        min_size=1,
-        max_size=40,
-    )
-)
-def test_a_fork_is_a_snapshot_commits_to_another_never_show_in_it(steps: list[tuple[str, int]]) -> None:
-    """The engine's snapshot rule, as a property of the core: commit anything to a fork and the
-    state it was forked from is exactly what it was."""
-    now = datetime(2030, 1, 1, tzinfo=UTC)
-    base = State.genesis(now)
-    for ins in (Grant("alice", 10 * ONE_CHOIR, "g"), CreateThread("alice", "t0", "zero")):
-        base.commit(apply(base, ins, now))
-    frozen = copy.deepcopy(base)
-    work = base.fork()
-    for k, (kind, n) in enumerate(steps):
-        now += timedelta(seconds=1)
-        ins = {
-            "post": PostMessage("alice", "t0", f"m{k}", f"post {k} {n}"),
-            "thread": CreateThread("alice", f"t{k + 1}", f"thread {k}"),
-            "grant": Grant(f"u{n}", ONE_CHOIR, f"g{k}"),
-            "answer": PostAnswer(f"q{k}", "alice", "t0", f"a{k}", f"answer {k}", ()),
-        }[kind]
-        try:
-            work.commit(apply(work, ins, now))
-        except Exception:
-            continue  # refused (a rate limit, say): nothing to commit
-    assert base == frozen

@@ -134,7 +134,7 @@ def test_settling_twice_pays_once(make_world) -> None:
     assert again.result == {"epoch": 1, "already_settled": True}
     world.advance(10 * HOUR_S)
     assert world.do(SettleEpoch(1)).empty
-    assert dict(world.state.ledger.balances) == balances
+    assert world.state.ledger.balances == balances
 
 
 def test_an_epoch_settles_only_after_it_ends(make_world) -> None:

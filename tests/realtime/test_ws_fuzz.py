@@ -173,12 +173,12 @@ def test_fuzzed_frames_are_refused_cleanly_and_commit_nothing(
         after = runtime.writer.snapshot()
         private = world["private"]
         # Nobody but bob can change his private thread.
-        assert after.state.threads[private] == before.state.threads[private]
+        assert after.threads[private] == before.threads[private]
         if acks == 0:
             # Only background work (the indexer's novelty weights) may commit meanwhile; a refused
             # frame moves no thread and no balance.
-            assert after.state.threads == before.state.threads
-            assert dict(after.state.ledger.balances) == dict(before.state.ledger.balances)
+            assert after.threads == before.threads
+            assert after.balances == before.balances
         await still_served(world)
 
     asyncio.run(run())

@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 from choir.chorus.embed import Embedder
-from choir.engine import Commit, Result, Snapshots
-from choir.program import AI_AUTHOR, Instruction, Message, Outcome, SetNovelty, State, Thread, Visibility
+from choir.engine import Commit, Result, Snapshot, Snapshots
+from choir.program import AI_AUTHOR, Instruction, Message, Outcome, SetNovelty, Thread, Visibility
 from choir.rewards import novelty_ppm
 from choir.store.sql import Store
 from choir.store.vectors import VectorIndex, VectorPoint
@@ -54,9 +54,9 @@ class Indexer:
         self.idle.set()
 
     @property
-    def state(self) -> State:
-        """The committed state as of now (each read takes the latest snapshot)."""
-        return self.snapshots().state
+    def state(self) -> Snapshot:
+        """The committed snapshot as of now (each read takes the latest)."""
+        return self.snapshots()
 
     def on_commit(self, commit: Commit) -> None:
         """The commit feed's ``indexer`` subscriber."""
@@ -179,7 +179,7 @@ def _public(thread: Thread) -> bool:
     return thread.visibility is Visibility.PUBLIC
 
 
-def _public_id(state: State, thread_id: str) -> bool:
+def _public_id(state: Snapshot, thread_id: str) -> bool:
     thread = state.threads.get(thread_id)
     return thread is not None and _public(thread)
 

@@ -65,7 +65,7 @@ class ChorusService:
         self, asker: str, thread_id: str, prompt: str, echo: Echo | None
     ) -> tuple[str, asyncio.Task[None]]:
         """Check the ask and start its loop; returns the ask id and the loop's task."""
-        thread = self.snapshots().state.threads.get(thread_id)
+        thread = self.snapshots().threads.get(thread_id)
         if thread is None:
             raise AskRefused("thread_not_found", f"no thread {thread_id!r}")
         if thread.visibility is Visibility.PRIVATE and thread.member(asker) is None:

@@ -1,13 +1,13 @@
 """The engine: Choir's write side and its read model, with no HTTP and no sockets.
 
-One writer applies instructions to a private fork of the committed state, renders what they
-publish, persists everything in one SQL transaction, and only after COMMIT swaps in the new
-immutable snapshot and hands the commit to the feed's named subscribers, in order. Readers
+One writer applies instructions to its own private state, renders what they publish, persists
+everything in one SQL transaction, and only after COMMIT swaps in the readers' new immutable
+snapshot and hands the commit to the feed's named subscribers, in order. Readers
 take one snapshot per request or frame and never see a batch that did not commit.
 
     ports.py        the narrow interfaces the shell uses: Execute, Snapshots, Publish, Clock
-    snapshot.py     Snapshot: a committed state and its version, never changed again
-    coordinator.py  apply -> render -> persist (one transaction) -> swap snapshot
+    snapshot.py     Snapshot: what readers read of a committed version, never changed again
+    coordinator.py  apply -> render -> persist (one transaction) -> advance and swap the snapshot
     writer.py       the group-commit queue on an event loop, which emits to the feed
     commits.py      Commit and CommitFeed: one ordered, bounded post-commit feed
     render.py       markdown -> sanitised html, before persist

@@ -1,9 +1,9 @@
-"""The coordinator: apply on a private fork -> render -> persist (one transaction) -> swap snapshot.
+"""The coordinator: apply -> render -> persist (one transaction) -> advance and swap the snapshot.
 
-Validate, then act, then tell (as Zulip's actions do): the pure program decides on a fork of the
-committed state, the store commits, and only then is the new snapshot swapped in and the commit
-handed to the feed. An instruction the program refuses writes nothing; a batch whose transaction
-fails is dropped with its fork, so no reader ever sees it.
+Validate, then act, then tell (as Zulip's actions do): the pure program decides on the writer's own
+state, the store commits, and only then is the readers' new snapshot swapped in and the commit handed
+to the feed. An instruction the program refuses writes nothing; a batch whose transaction fails is
+dropped (the writer's state is reloaded from the store), and no reader ever sees it.
 
 Several processes may share one PostgreSQL: each write claims the next state version, and a
 writer that finds the version moved reloads the state and applies the batch again.
@@ -44,20 +44,28 @@ Result = Outcome | Refused
 
 class Coordinator:
     def __init__(
-        self, store: Store, snapshot: Snapshot, clock: Clock = system_clock, render: Render = plain_html
+        self,
+        store: Store,
+        state: State,
+        version: int,
+        clock: Clock = system_clock,
+        render: Render = plain_html,
     ) -> None:
         self.store = store
         self.clock = clock
         self.render = render
         # Emitted to after each commit by ``execute_many``; a Writer emits on its event loop instead.
         self.feed = CommitFeed()
-        # Read by any thread at any time: replaced, never changed.
-        self._snapshot = snapshot
+        # The writer's own state: plain dicts, changed in place by a batch before it is persisted,
+        # touched by the writing thread only. Readers never see it.
+        self._state = state
+        self._version = version
+        # What readers see: replaced after each COMMIT, never changed.
+        self._snapshot = Snapshot.of(state, version)
         # One writer at a time per process.
         self._lock = threading.Lock()
-        # Set when a transaction failed in a way that may have committed after all (an error
-        # raised by COMMIT itself): the next write reloads before it trusts the snapshot.
-        self._suspect = False
+        # Set while the writer's state may hold changes the store has not committed.
+        self._dirty = False
 
     @classmethod
     def open(
@@ -70,7 +78,8 @@ class Coordinator:
         """Open the store, creating its genesis on first use (the moment rewards count from)."""
         store.migrate()
         store.genesis(State.genesis(clock(), params))
-        return cls(store, _load(store), clock, render)
+        state, version = _load(store)
+        return cls(store, state, version, clock, render)
 
     @property
     def snapshot(self) -> Snapshot:
@@ -78,12 +87,13 @@ class Coordinator:
 
     @property
     def state(self) -> State:
-        """The committed state. Read it, never commit to it."""
-        return self._snapshot.state
+        """The writer's state: what was committed, between writes. For the writing thread and for
+        single-threaded drivers (the simulator, tests); a server's readers take ``snapshot``."""
+        return self._state
 
     @property
     def version(self) -> int:
-        return self._snapshot.version
+        return self._version
 
     def execute(self, instruction: Instruction, now: datetime | None = None) -> Outcome:
         """Apply one instruction; raise its ProgramError when refused."""
@@ -106,7 +116,8 @@ class Coordinator:
         """Apply and commit one batch; return its results and its Commit (None: nothing changed).
         Emits nothing: the caller hands the Commit to the feed on its own thread."""
         with self._lock:
-            if self._suspect:
+            if self._dirty:
+                # A failed write whose reload failed too: never build on uncommitted state.
                 self._reload()
             for _attempt in range(MAX_VERSION_RETRIES):
                 written = self._try(instructions, now or self.clock())
@@ -118,52 +129,53 @@ class Coordinator:
     def _try(
         self, instructions: Sequence[Instruction], now: datetime
     ) -> tuple[list[Result], Commit | None] | None:
-        base = self._snapshot
         try:
             with self.store.begin() as conn:
                 # Several processes may write a shared store: hold the version row for the whole
-                # batch, and decide on what the others committed, not on a stale snapshot.
-                if self.store.shared and self.store.lock_version(conn) != base.version:
-                    base = self._reload()
-                work = base.state.fork()
-                results, changed = _apply_all(work, instructions, now)
+                # batch, and decide on what the others committed, not on a stale state.
+                if self.store.shared and self.store.lock_version(conn) != self._version:
+                    self._reload()
+                self._dirty = True
+                results, changed = _apply_all(self._state, instructions, now)
                 if not changed:
+                    self._dirty = False
                     return results, None
                 html = render_all(changed, self.render)
-                if not self.store.claim_version(conn, base.version, base.version + 1):
-                    return None
+                if not self.store.claim_version(conn, self._version, self._version + 1):
+                    return None  # the caller reloads (the batch is dropped with the state)
                 self.store.persist(conn, changed, html)
         except BaseException:
-            # The fork is dropped and the snapshot stays what the store had committed, unless
-            # COMMIT itself failed after writing: reload before the next write to be sure.
-            self._suspect = True
+            # The writer's state ran ahead of the store: take the store's word. Readers never saw it.
+            self._reload()
             raise
-        snapshot = Snapshot(work, base.version + 1)
+        self._version += 1
+        self._dirty = False
+        snapshot = self._snapshot.advanced(changed, self._version)
         self._snapshot = snapshot  # the swap: from here on, readers see the batch
         return results, Commit(tuple(changed), html, snapshot)
 
     def refresh_if_stale(self) -> None:
         """Catch up with what other processes committed (one cheap read when nothing did)."""
         with self._lock:
-            if self.store.version() != self._snapshot.version:
+            if self.store.version() != self._version:
                 self._reload()
 
-    def _reload(self) -> Snapshot:
-        self._snapshot = _load(self.store)
-        self._suspect = False
-        return self._snapshot
+    def _reload(self) -> None:
+        self._state, self._version = _load(self.store)
+        self._snapshot = Snapshot.of(self._state, self._version)
+        self._dirty = False
 
 
-def _load(store: Store) -> Snapshot:
+def _load(store: Store) -> tuple[State, int]:
     loaded = store.load_state()
     assert loaded is not None, "the store has its genesis"
-    return Snapshot(*loaded)
+    return loaded
 
 
 def _apply_all(
     work: State, instructions: Sequence[Instruction], now: datetime
 ) -> tuple[list[Result], list[Outcome]]:
-    """Apply each instruction to the private fork, so later ones see earlier ones' effects."""
+    """Apply each instruction to the writer's state, so later ones see earlier ones' effects."""
     results: list[Result] = []
     changed: list[Outcome] = []
     for instruction in instructions:

@@ -22,7 +22,7 @@ def readable(thread: Thread, address: str | None) -> bool:
 
 
 def get_thread(snap: Snapshot, thread_id: str, address: str | None) -> Thread:
-    thread = snap.state.threads.get(thread_id)
+    thread = snap.threads.get(thread_id)
     if thread is None:
         raise ApiError(404, "thread_not_found", f"no thread {thread_id!r}")
     if not readable(thread, address):

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from immutables import Map
-
 from choir.ledger.accounts import GENESIS_BALANCES, SUPPLY, account_class
 from choir.ledger.transfer import MAX_TRANSFER_ID, Transfer
 
@@ -31,21 +29,14 @@ class Plan:
 
 @dataclass(slots=True)
 class Ledger:
-    """Balances and applied transfers in persistent maps: recording rebinds this ledger's
-    fields to new maps and never changes a map in place, so ``fork`` is O(1) and a fork
-    taken earlier (a reader's snapshot) never sees what was recorded after it."""
-
-    balances: Map[str, int] = field(default_factory=Map)
-    transfers: Map[int, Transfer] = field(default_factory=Map)
+    balances: dict[str, int] = field(default_factory=dict)
+    transfers: dict[int, Transfer] = field(default_factory=dict)
     # Σ of every balance change recorded since this ledger was built; always 0.
     net_change: int = 0
 
     @classmethod
     def genesis(cls) -> Ledger:
-        return cls(balances=Map(GENESIS_BALANCES))
-
-    def fork(self) -> Ledger:
-        return Ledger(self.balances, self.transfers, self.net_change)
+        return cls(balances=dict(GENESIS_BALANCES))
 
     def balance(self, account: str) -> int:
         return self.balances.get(account, 0)
@@ -85,21 +76,15 @@ class Ledger:
         """Apply a plan made by ``plan`` on this same ledger state."""
         self.record(plan.new, plan.balances)
 
-    def record(self, new: Sequence[Transfer], balances: Mapping[str, int]) -> None:
+    def record(self, new: Iterable[Transfer], balances: Mapping[str, int]) -> None:
         """Store applied transfers and the balances they produced. The running total
         moves by the balances' net change, which conservation says is zero: keeping it
         lets the invariant be checked after every step without summing every account."""
-        if balances:
-            with self.balances.mutate() as changed:
-                for account, amount in balances.items():
-                    self.net_change += amount - changed.get(account, 0)
-                    changed[account] = amount
-                self.balances = changed.finish()
-        if new:
-            with self.transfers.mutate() as applied:
-                for t in new:
-                    applied[t.id] = t
-                self.transfers = applied.finish()
+        for account, amount in balances.items():
+            self.net_change += amount - self.balances.get(account, 0)
+            self.balances[account] = amount
+        for t in new:
+            self.transfers[t.id] = t
 
     def apply(self, batch: Sequence[Transfer]) -> tuple[Transfer, ...]:
         """All or nothing: every transfer of the batch is applied, or none."""
@@ -119,14 +104,15 @@ class Ledger:
 
     def by_class(self) -> dict[str, int]:
         totals: dict[str, int] = {}
-        for account, amount in self.balances.items():
+        # list(): another thread may be recording a transfer while this one reads.
+        for account, amount in list(self.balances.items()):
             key = account_class(account).value
             totals[key] = totals.get(key, 0) + amount
         return totals
 
     @classmethod
     def from_rows(cls, balances: Mapping[str, int], transfers: Iterable[Transfer]) -> Ledger:
-        return cls(balances=Map(balances), transfers=Map({t.id: t for t in transfers}))
+        return cls(balances=dict(balances), transfers={t.id: t for t in transfers})
 
 
 def _check_shape(t: Transfer) -> None:

@@ -140,7 +140,8 @@ class Simulator:
         """The sweeper's epoch settlements that came due (those waiting for novelty weights
         are retried each step); occasionally a repeat of a settled one (a no-op)."""
         due: list[Instruction] = [
-            SettleEpoch(e) for e in due_epochs(self.state, self.state.epoch_of(self.now))
+            SettleEpoch(e)
+            for e in due_epochs(self.state.epochs, self.state.epoch_posts, self.state.epoch_of(self.now))
         ]
         if self.state.epochs and self.rng.random() < 0.05:
             due.append(SettleEpoch(self.rng.choice(sorted(self.state.epochs))))

@@ -1,8 +1,7 @@
 """The Thread Program's state: threads, specs, message references, the ledger.
 
-Records are frozen and the containers persistent; the processor builds new records and
-``State.commit`` swaps them in, so a refused instruction can never leave a half-changed
-state behind, and a fork of the state is an immutable snapshot.
+Records are frozen; the processor builds new ones and ``State.commit`` swaps them
+in, so a refused instruction can never leave a half-changed state behind.
 """
 
 from __future__ import annotations
@@ -13,8 +12,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
-
-from immutables import Map
 
 from choir.ledger import ONE_CHOIR, Ledger, Transfer
 
@@ -228,55 +225,28 @@ class Outcome:
         )
 
 
-_EMPTY_HASHES: Final[Map[str, str]] = Map()
-_EMPTY_POSTS: Final[Map[str, tuple[str, int | None]]] = Map()
-
-
 @dataclass(slots=True)
 class State:
-    """All of the program's state, with indexes derived from the records.
-
-    Every container is a persistent map (a HAMT): ``commit`` rebinds this state's fields
-    to new maps and never changes a map in place. So ``fork`` is O(1), and a fork handed
-    to readers is an immutable snapshot: nothing committed to another fork later ever
-    shows in it. The coordinator applies a batch to a fork and publishes it after COMMIT.
-    """
+    """All of the program's state, with indexes derived from the records."""
 
     genesis_at: datetime
     params: Params = field(default_factory=Params)
     ledger: Ledger = field(default_factory=Ledger.genesis)
-    threads: Map[str, Thread] = field(default_factory=Map)
-    specs: Map[str, Spec] = field(default_factory=Map)
-    messages: Map[str, MessageRef] = field(default_factory=Map)
-    epochs: Map[int, EpochSettlement] = field(default_factory=Map)
+    threads: dict[str, Thread] = field(default_factory=dict)
+    specs: dict[str, Spec] = field(default_factory=dict)
+    messages: dict[str, MessageRef] = field(default_factory=dict)
+    epochs: dict[int, EpochSettlement] = field(default_factory=dict)
     # Derived indexes, rebuilt by ``commit`` / ``load``: never the source of truth.
-    hashes: Map[str, Map[str, str]] = field(default_factory=Map)  # thread -> content hash -> id
-    pending: Map[str, frozenset[str]] = field(default_factory=Map)  # thread -> pending spec ids
-    creations: Map[str, tuple[datetime, ...]] = field(default_factory=Map)  # creator -> creations
+    hashes: dict[str, dict[str, str]] = field(default_factory=dict)  # thread -> content hash -> id
+    pending: dict[str, set[str]] = field(default_factory=dict)  # thread -> pending spec ids
+    creations: dict[str, list[datetime]] = field(default_factory=dict)  # creator -> recent creations
     # epoch -> message id -> (author, novelty weight, None while it is being measured)
-    epoch_posts: Map[int, Map[str, tuple[str, int | None]]] = field(default_factory=Map)
-    epoch_citations: Map[int, tuple[CitationRecord, ...]] = field(default_factory=Map)
+    epoch_posts: dict[int, dict[str, tuple[str, int | None]]] = field(default_factory=dict)
+    epoch_citations: dict[int, list[CitationRecord]] = field(default_factory=dict)
 
     @classmethod
     def genesis(cls, genesis_at: datetime, params: Params | None = None) -> State:
         return cls(genesis_at=genesis_at, params=params or Params())
-
-    def fork(self) -> State:
-        """An O(1) copy sharing every map: commits to either never show in the other."""
-        return State(
-            self.genesis_at,
-            self.params,
-            self.ledger.fork(),
-            self.threads,
-            self.specs,
-            self.messages,
-            self.epochs,
-            self.hashes,
-            self.pending,
-            self.creations,
-            self.epoch_posts,
-            self.epoch_citations,
-        )
 
     def epoch_of(self, at: datetime) -> int:
         return int((at - self.genesis_at).total_seconds() // self.params.epoch_seconds)
@@ -287,16 +257,15 @@ class State:
 
     def commit(self, outcome: Outcome) -> None:
         """Swap in what an instruction produced. Only ever called with an Outcome that
-        ``processor.apply`` computed from this very state. It rebinds this state's fields
-        and changes no map in place, so forks taken before (snapshots) stay as they were;
-        whether the outcome is persisted first is the caller's order to keep (the
-        coordinator commits to a private fork and publishes it only after COMMIT)."""
+        ``processor.apply`` computed from this very state. It changes this state in place: the
+        engine commits to its writer's private state (before the batch is persisted, so later
+        instructions of the batch see earlier ones) and shows readers only an immutable
+        ``engine.Snapshot``, advanced after COMMIT."""
         self.ledger.record(outcome.transfers, outcome.balances)
         for thread in outcome.threads.values():
             if thread.thread_id not in self.threads:
-                mine = self.creations.get(thread.creator, ())
-                self.creations = self.creations.set(thread.creator, (*mine, thread.created_at))
-            self.threads = self.threads.set(thread.thread_id, thread)
+                self.creations.setdefault(thread.creator, []).append(thread.created_at)
+            self.threads[thread.thread_id] = thread
         for spec in outcome.specs.values():
             self._index_spec(spec)
         for message in outcome.messages:
@@ -305,54 +274,43 @@ class State:
             self._set_novelty(message_id, novelty_ppm)
         for record in outcome.citations:
             if record.eligible:
-                self._add_citation(record)
+                self.epoch_citations.setdefault(record.epoch, []).append(record)
         for settlement in outcome.epochs:
-            self.epochs = self.epochs.set(settlement.epoch, settlement)
-            if settlement.epoch in self.epoch_posts:
-                self.epoch_posts = self.epoch_posts.delete(settlement.epoch)
-            if settlement.epoch in self.epoch_citations:
-                self.epoch_citations = self.epoch_citations.delete(settlement.epoch)
-
-    def _add_citation(self, record: CitationRecord) -> None:
-        mine = self.epoch_citations.get(record.epoch, ())
-        self.epoch_citations = self.epoch_citations.set(record.epoch, (*mine, record))
+            self.epochs[settlement.epoch] = settlement
+            self.epoch_posts.pop(settlement.epoch, None)
+            self.epoch_citations.pop(settlement.epoch, None)
 
     def _index_spec(self, spec: Spec) -> None:
-        self.specs = self.specs.set(spec.spec_id, spec)
-        pending = self.pending.get(spec.thread_id, frozenset())
-        hashes = self.hashes.get(spec.thread_id, _EMPTY_HASHES)
+        self.specs[spec.spec_id] = spec
+        pending = self.pending.setdefault(spec.thread_id, set())
+        hashes = self.hashes.setdefault(spec.thread_id, {})
         if spec.status is SpecStatus.PENDING:
-            self.pending = self.pending.set(spec.thread_id, pending | {spec.spec_id})
-            self.hashes = self.hashes.set(spec.thread_id, hashes.set(spec.content_hash, spec.spec_id))
+            pending.add(spec.spec_id)
+            hashes[spec.content_hash] = spec.spec_id
             return
-        self.pending = self.pending.set(spec.thread_id, pending - {spec.spec_id})
+        pending.discard(spec.spec_id)
         # A settled spec's reservation of its content ends; an approved one's
         # hash is re-added as a published message by _index_message.
         if hashes.get(spec.content_hash) == spec.spec_id:
-            hashes = hashes.delete(spec.content_hash)
-        self.hashes = self.hashes.set(spec.thread_id, hashes)
+            del hashes[spec.content_hash]
 
     def _index_message(self, message: Message) -> None:
         epoch = self.epoch_of(message.published_at)
-        ref = MessageRef(message.thread_id, message.author, message.content_hash, epoch, message.novelty_ppm)
-        self.messages = self.messages.set(message.message_id, ref)
-        hashes = self.hashes.get(message.thread_id, _EMPTY_HASHES)
-        self.hashes = self.hashes.set(message.thread_id, hashes.set(message.content_hash, message.message_id))
+        self.messages[message.message_id] = MessageRef(
+            message.thread_id, message.author, message.content_hash, epoch, message.novelty_ppm
+        )
+        self.hashes.setdefault(message.thread_id, {})[message.content_hash] = message.message_id
         if not message.is_ai and epoch not in self.epochs:
-            self._set_post(epoch, message.message_id, (message.author, message.novelty_ppm))
-
-    def _set_post(self, epoch: int, message_id: str, post: tuple[str, int | None]) -> None:
-        posts = self.epoch_posts.get(epoch, _EMPTY_POSTS)
-        self.epoch_posts = self.epoch_posts.set(epoch, posts.set(message_id, post))
+            self.epoch_posts.setdefault(epoch, {})[message.message_id] = (message.author, message.novelty_ppm)
 
     def _set_novelty(self, message_id: str, novelty_ppm: int) -> None:
         ref = self.messages[message_id]
-        self.messages = self.messages.set(
-            message_id, MessageRef(ref.thread_id, ref.author, ref.content_hash, ref.epoch, novelty_ppm)
+        self.messages[message_id] = MessageRef(
+            ref.thread_id, ref.author, ref.content_hash, ref.epoch, novelty_ppm
         )
         posts = self.epoch_posts.get(ref.epoch)
         if posts is not None and message_id in posts:
-            self._set_post(ref.epoch, message_id, (ref.author, novelty_ppm))
+            posts[message_id] = (ref.author, novelty_ppm)
 
     @classmethod
     def load(
@@ -367,20 +325,17 @@ class State:
         epochs: Mapping[int, EpochSettlement],
     ) -> State:
         """Rebuild a state (and its indexes) from stored records."""
-        state = cls(genesis_at=genesis_at, params=params, ledger=ledger, epochs=Map(epochs))
-        ordered = sorted(threads.values(), key=lambda t: t.created_at)
-        state.threads = Map({t.thread_id: t for t in ordered})
-        creations: dict[str, list[datetime]] = {}
-        for thread in ordered:
-            creations.setdefault(thread.creator, []).append(thread.created_at)
-        state.creations = Map({a: tuple(at) for a, at in creations.items()})
+        state = cls(genesis_at=genesis_at, params=params, ledger=ledger, epochs=dict(epochs))
+        for thread in sorted(threads.values(), key=lambda t: t.created_at):
+            state.threads[thread.thread_id] = thread
+            state.creations.setdefault(thread.creator, []).append(thread.created_at)
         for spec in specs.values():
             state._index_spec(spec)
         for message in messages:
             state._index_message(message)
         for record in citations:
             if record.eligible and record.epoch not in state.epochs:
-                state._add_citation(record)
+                state.epoch_citations.setdefault(record.epoch, []).append(record)
         return state
 
 

@@ -118,9 +118,9 @@ class Session:
 
     async def subscribe(self, frame_id: str, p: Subscribe) -> None:
         snap = self.writer.snapshot()
-        if p.thread_id not in snap.state.threads:
+        if p.thread_id not in snap.threads:
             snap = await self._snapshot()
-        thread = snap.state.threads.get(p.thread_id)
+        thread = snap.threads.get(p.thread_id)
         if thread is None:
             raise ProtocolError("thread_not_found", f"no thread {p.thread_id!r}")
         private = thread.visibility is Visibility.PRIVATE

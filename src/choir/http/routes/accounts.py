@@ -25,15 +25,14 @@ async def account(address: str, request: Request) -> dict[str, str]:
 async def ledger_summary(request: Request) -> dict[str, Any]:
     """The supply by account class: what the treasury, the pool, threads, escrows and people hold."""
     snap = await snapshot(request)
-    ledger = snap.state.ledger
-    totals = {str(c): 0 for c in AccountClass} | ledger.by_class()
+    totals = {str(c): 0 for c in AccountClass} | snap.by_class()
     return {
         "supply": str(SUPPLY),
-        "treasury": str(ledger.balance(TREASURY)),
-        "pool_new_messages": str(ledger.balance(POOL_NEW_MESSAGES)),
+        "treasury": str(snap.balance(TREASURY)),
+        "pool_new_messages": str(snap.balance(POOL_NEW_MESSAGES)),
         "by_class": {k: str(v) for k, v in sorted(totals.items())},
-        "epochs_settled": len(snap.state.epochs),
-        "epoch_seconds": snap.state.params.epoch_seconds,
+        "epochs_settled": len(snap.epochs),
+        "epoch_seconds": snap.params.epoch_seconds,
     }
 
 

@@ -35,7 +35,7 @@ async def search(
     results = []
     for hit in hits:
         row = rows.get(hit.message_id)
-        thread = snap.state.threads.get(hit.thread_id)
+        thread = snap.threads.get(hit.thread_id)
         if row is None or thread is None or thread.visibility is not Visibility.PUBLIC:
             continue
         results.append(message_view(row) | {"score": round(hit.score, 4), "thread_title": thread.title})

@@ -29,7 +29,7 @@ class CreateThreadBody(BaseModel):
 async def list_threads(request: Request, limit: int = Query(100, ge=1, le=500)) -> dict[str, Any]:
     snap = await snapshot(request)
     address = await optional_user(request)
-    threads = [t for t in snap.state.threads.values() if readable(t, address)]
+    threads = [t for t in snap.threads.values() if readable(t, address)]
     threads.sort(key=lambda t: (t.last_seq, t.created_at), reverse=True)
     now = deps(request).clock()
     return {"threads": [thread_view(snap, t, now) for t in threads[:limit]]}
@@ -43,7 +43,7 @@ async def create_thread(body: CreateThreadBody, request: Request) -> dict[str, A
     thread_id = body.thread_id or secrets.token_hex(8)
     await d.writer.execute(CreateThread(address, thread_id, body.title, Visibility(body.visibility)))
     snap = d.writer.snapshot()  # taken after the commit: it holds the new thread
-    return thread_view(snap, snap.state.threads[thread_id], d.clock())
+    return thread_view(snap, snap.threads[thread_id], d.clock())
 
 
 @router.get("/api/threads/{thread_id}", tags=["threads"])
@@ -62,8 +62,8 @@ async def thread_detail(thread_id: str, request: Request) -> dict[str, Any]:
             "voters": list(s.voters),
             "votes": [{"voter": a, "approve": v} for a, v in s.votes],
         }
-        for spec_id in sorted(snap.state.pending.get(thread_id, ()))
-        if (s := snap.state.specs[spec_id]).status is SpecStatus.PENDING
+        for spec_id in sorted(snap.pending.get(thread_id, ()))
+        if (s := snap.specs[spec_id]).status is SpecStatus.PENDING
     ]
     names = await asyncio.to_thread(d.auth.display_names, list(thread.co_authors))
     return thread_view(snap, thread, d.clock()) | {"pending_specs": pending, "display_names": names}
