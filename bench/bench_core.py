@@ -67,15 +67,15 @@ def run_memory(instructions: list[Instruction]) -> tuple[int, float]:
     return refused, time.perf_counter() - started
 
 
-# The young-generation threshold a server process sets (server/app.py GC_GEN0_THRESHOLD); applied
+# The young-generation threshold a server process sets (server/run.py GC_GEN0_THRESHOLD); applied
 # alike to a checkout from before the engine, so both are measured under the same policy.
 SERVER_GC_GEN0_THRESHOLD = 50_000
 
 
 @contextlib.contextmanager
 def server_gc() -> Iterator[None]:
-    """The collector policy of a server process: the committed state's persistent maps are many
-    small containers, which CPython's default young-generation threshold (700) walks very often."""
+    """The collector policy of a server process: a large, long-lived state, which CPython's default
+    young-generation threshold (700) makes the collector walk very often."""
     saved = gc.get_threshold()
     gc.set_threshold(SERVER_GC_GEN0_THRESHOLD, saved[1], saved[2])
     try:

@@ -103,7 +103,7 @@ async def approve_then_kill(base: str, process: subprocess.Popen[bytes]) -> None
 
 
 @pytest.mark.slow
-def test_a_kill_right_after_an_approval_leaves_an_index_that_start_up_repairs(tmp_path: Path) -> None:
+def test_a_kill_right_after_an_approval_restarts_to_a_clean_audit(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     with choir_serve(data_dir) as (base, process):
         asyncio.run(approve_then_kill(base, process))

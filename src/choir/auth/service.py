@@ -14,7 +14,7 @@ import string
 import unicodedata
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from sqlalchemy import delete, false, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -57,6 +57,10 @@ def iso_ms(at: datetime) -> str:
 def short_address(address: str) -> str:
     """The default display name: ``AbCd…WxYz``."""
     return address if len(address) <= 9 else f"{address[:4]}…{address[-4:]}"
+
+
+# The session cookie's name, read by REST and by the /ws handshake alike.
+SESSION_COOKIE: Final = "choir_session"
 
 
 def token_hash(token: str) -> str:

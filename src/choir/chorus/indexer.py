@@ -53,11 +53,6 @@ class Indexer:
         self.idle = asyncio.Event()
         self.idle.set()
 
-    @property
-    def state(self) -> Snapshot:
-        """The committed snapshot as of now (each read takes the latest)."""
-        return self.snapshots()
-
     def on_commit(self, commit: Commit) -> None:
         """The commit feed's ``indexer`` subscriber."""
         for outcome in commit.outcomes:
@@ -93,7 +88,7 @@ class Indexer:
         measured = await asyncio.to_thread(self.index_messages, messages)
         await self.record(measured)
         for thread_id in changed:
-            thread = self.state.threads.get(thread_id)
+            thread = self.snapshots().threads.get(thread_id)
             if thread is not None and thread.visibility is Visibility.PUBLIC:
                 await asyncio.to_thread(self.index.set_thread_meta, thread_id, thread.co_authors, "public")
 
@@ -101,7 +96,8 @@ class Indexer:
         """Embed the messages; index the public ones; measure the novelty of those that
         wait for it against the public messages indexed before each. Returns the
         measured (message_id, novelty_ppm) pairs."""
-        rows = [(m, t) for m in messages if (t := self.state.threads.get(m.thread_id)) is not None]
+        threads = self.snapshots().threads
+        rows = [(m, t) for m in messages if (t := threads.get(m.thread_id)) is not None]
         if not rows:
             return []
         vectors = self.embedder.embed([m.content for m, _ in rows])
@@ -133,7 +129,7 @@ class Indexer:
         points of a message the store lacks are deleted, a thread whose points carry another
         co-author list than the store's gets the store's, and what the store has and the index
         lacks is indexed; what still waits for its novelty is measured. Returns the measured pairs."""
-        state = self.state
+        state = self.snapshots()
         stored = self.store.all_messages()
         stored_ids = {m.message_id for m in stored}
         present: set[str] = set()

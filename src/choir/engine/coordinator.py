@@ -54,7 +54,8 @@ class Coordinator:
         self.store = store
         self.clock = clock
         self.render = render
-        # Emitted to after each commit by ``execute_many``; a Writer emits on its event loop instead.
+        # Every commit goes to this feed: ``execute_many`` emits on the calling thread, a Writer on
+        # its event loop.
         self.feed = CommitFeed()
         # The writer's own state: plain dicts, changed in place by a batch before it is persisted,
         # touched by the writing thread only. Readers never see it.

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from immutables import Map
 
-from choir.ledger import account_class
+from choir.ledger import totals_by_class
 from choir.program import AI_AUTHOR, EpochSettlement, Outcome, Params, Spec, SpecStatus, State, Thread
 
 _NO_PENDING: frozenset[str] = frozenset()
@@ -92,15 +92,7 @@ class Snapshot:
         return self.balances.get(account, 0)
 
     def by_class(self) -> dict[str, int]:
-        totals: dict[str, int] = {}
-        for account, amount in self.balances.items():
-            key = account_class(account).value
-            totals[key] = totals.get(key, 0) + amount
-        return totals
+        return totals_by_class(self.balances)
 
     def epoch_of(self, at: datetime) -> int:
         return int((at - self.genesis_at).total_seconds() // self.params.epoch_seconds)
-
-    def epoch_bounds(self, epoch: int) -> tuple[datetime, datetime]:
-        start = self.genesis_at + timedelta(seconds=epoch * self.params.epoch_seconds)
-        return start, start + timedelta(seconds=self.params.epoch_seconds)

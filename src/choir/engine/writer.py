@@ -25,11 +25,10 @@ _Pending = tuple[tuple[Instruction, ...], "asyncio.Future[list[Result]]"]
 
 
 class Writer:
-    def __init__(
-        self, coordinator: Coordinator, feed: CommitFeed | None = None, max_queue: int = MAX_QUEUE
-    ) -> None:
+    def __init__(self, coordinator: Coordinator, max_queue: int = MAX_QUEUE) -> None:
         self.sync = coordinator
-        self.feed = feed if feed is not None else coordinator.feed
+        # The coordinator's feed, emitted to here, on the event loop, rather than in the writing thread.
+        self.feed: CommitFeed = coordinator.feed
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue(max_queue)
         self._task: asyncio.Task[None] | None = None
 

@@ -14,7 +14,7 @@ from fastapi import Request
 
 from choir.auth.origin import origin_allowed
 from choir.auth.ratelimit import SlidingWindow
-from choir.auth.service import AuthService
+from choir.auth.service import SESSION_COOKIE, AuthService
 from choir.config import Settings
 from choir.engine import Clock, Snapshot, Writer
 from choir.http.errors import ApiError
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from choir.chorus.service import ChorusService
     from choir.store.vectors import VectorIndex
 
-COOKIE = "choir_session"
+COOKIE = SESSION_COOKIE
 
 
 @dataclass

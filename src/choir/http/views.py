@@ -9,10 +9,7 @@ from choir.engine import Snapshot
 from choir.http.errors import ApiError
 from choir.ledger import thread_account
 from choir.program import Thread, Visibility, recommended_stake
-
-
-def iso(at: datetime) -> str:
-    return at.isoformat().replace("+00:00", "Z")
+from choir.realtime.protocol import iso
 
 
 def readable(thread: Thread, address: str | None) -> bool:

@@ -14,6 +14,7 @@ from choir.ledger.accounts import (
     account_class,
     escrow_account,
     thread_account,
+    totals_by_class,
     user_account,
     withdrawn_account,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "derive_transfer_id",
     "escrow_account",
     "thread_account",
+    "totals_by_class",
     "user_account",
     "withdrawn_account",
 ]

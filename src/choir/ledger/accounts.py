@@ -7,6 +7,7 @@ on chain: ``treasury``, ``pool:new_messages``, ``thread:<id>``, ``escrow:<spec_i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Final
 
@@ -68,3 +69,12 @@ def account_class(account: str) -> AccountClass:
     if not sep or not rest or prefix not in _PREFIXES:
         raise ValueError(f"not a ledger account: {account!r}")
     return _PREFIXES[prefix]
+
+
+def totals_by_class(balances: Mapping[str, int]) -> dict[str, int]:
+    """The sum of the balances of each account class (what the supply is split into)."""
+    totals: dict[str, int] = {}
+    for account, amount in balances.items():
+        key = account_class(account).value
+        totals[key] = totals.get(key, 0) + amount
+    return totals

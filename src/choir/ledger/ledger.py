@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from choir.ledger.accounts import GENESIS_BALANCES, SUPPLY, account_class
+from choir.ledger.accounts import GENESIS_BALANCES, SUPPLY, totals_by_class
 from choir.ledger.transfer import MAX_TRANSFER_ID, Transfer
 
 
@@ -103,12 +103,7 @@ class Ledger:
         return problems
 
     def by_class(self) -> dict[str, int]:
-        totals: dict[str, int] = {}
-        # list(): another thread may be recording a transfer while this one reads.
-        for account, amount in list(self.balances.items()):
-            key = account_class(account).value
-            totals[key] = totals.get(key, 0) + amount
-        return totals
+        return totals_by_class(self.balances)
 
     @classmethod
     def from_rows(cls, balances: Mapping[str, int], transfers: Iterable[Transfer]) -> Ledger:

@@ -50,12 +50,10 @@ class LocalBroker:
             self._on_user(target, frame)
 
     async def publish_thread(self, thread_id: str, seq: int | None, frame: str) -> None:
-        if self._on_thread:
-            self._on_thread(thread_id, seq, frame)
+        self.deliver(("t", thread_id, seq, frame))
 
     async def publish_user(self, address: str, frame: str) -> None:
-        if self._on_user:
-            self._on_user(address, frame)
+        self.deliver(("u", address, None, frame))
 
     async def publish_logout(self, address: str, session: str) -> None:
         if self._on_logout:

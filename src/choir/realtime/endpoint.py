@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 from starlette.websockets import WebSocket
 
 from choir.auth.origin import origin_allowed
-from choir.auth.service import AuthService, session_key
+from choir.auth.service import SESSION_COOKIE, AuthService, session_key
 from choir.config import Settings
 from choir.engine import Writer
 from choir.ops.metrics import Metrics, timed_send
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from choir.chorus.service import ChorusService
 
 log = logging.getLogger(__name__)
-COOKIE: Final = "choir_session"
 POLICY_VIOLATION: Final = 1008
 # How long a closing socket may take to flush its close frame before it is dropped unread.
 CLOSE_TIMEOUT_S: Final = 10.0
@@ -54,7 +53,7 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     if not origin_allowed(ws.headers.get("origin"), deps.settings.origins):
         await ws.close(POLICY_VIOLATION)
         return
-    token = ws.cookies.get(COOKIE)
+    token = ws.cookies.get(SESSION_COOKIE)
     address = await asyncio.to_thread(deps.auth.session_user, token) if token else None
     if address is None:
         await ws.close(POLICY_VIOLATION)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
 from typing import Any, Final
 
 from choir.engine.commits import Commit
 from choir.engine.ports import Clock
 from choir.realtime import protocol
 from choir.realtime.broker import Broker, LocalBroker
+from choir.realtime.protocol import iso
 
 log = logging.getLogger(__name__)
 # Frames waiting for a remote broker; past this the process cannot keep up with its own commits,
@@ -26,16 +26,12 @@ MAX_PENDING_FRAMES: Final = 100_000
 _Frame = tuple[str, str, int | None, str]  # ("t", thread_id, seq, frame) or ("u", address, None, frame)
 
 
-def iso(at: datetime) -> str:
-    return at.isoformat().replace("+00:00", "Z")
-
-
 class Publisher:
     def __init__(self, broker: Broker, clock: Clock) -> None:
         self.broker = broker
         self.clock = clock
         self._local = broker if isinstance(broker, LocalBroker) else None
-        self._queue: asyncio.Queue[_Frame | None] = asyncio.Queue(MAX_PENDING_FRAMES)
+        self._queue: asyncio.Queue[_Frame] = asyncio.Queue(MAX_PENDING_FRAMES)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -75,10 +71,7 @@ class Publisher:
 
     async def _drain(self) -> None:
         while True:
-            item = await self._queue.get()
-            if item is None:
-                return
-            kind, target, seq, frame = item
+            kind, target, seq, frame = await self._queue.get()
             try:
                 if kind == "t":
                     await self.broker.publish_thread(target, seq, frame)

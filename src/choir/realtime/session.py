@@ -30,8 +30,8 @@ from choir.realtime.protocol import (
     Subscribe,
     Unsubscribe,
     WithdrawFunds,
+    iso,
 )
-from choir.realtime.publisher import iso
 from choir.store.sql import Store
 
 log = logging.getLogger(__name__)

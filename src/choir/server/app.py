@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Final
@@ -30,7 +28,7 @@ from choir.chorus.llm import ExtractiveLLM, OpenAICompatibleLLM
 from choir.chorus.loop import ChorusLoop
 from choir.chorus.service import ChorusService
 from choir.config import Settings
-from choir.engine import Clock, CommitFeed, Coordinator, Writer, system_clock
+from choir.engine import Clock, Coordinator, Writer, system_clock
 from choir.engine.duties import run_duties
 from choir.engine.render import render_markdown
 from choir.http import errors as http_errors
@@ -51,14 +49,6 @@ from choir.store.vectors import AsyncVectorIndex, EdgeVectorIndex, QdrantServerI
 WEB_DIR: Final = Path(__file__).parent.parent / "web"
 # The commit feed's subscribers, in the order they hear of a commit (docs/architecture.md).
 FEED_ORDER: Final = ("metrics", "publisher", "indexer", "chain")
-# Young-generation collections start after this many new container objects (CPython's default
-# is 700). The committed state is a forest of small persistent-map nodes: with the default,
-# the collector walks it again and again while a batch commits (measured in bench/bench_core.py).
-GC_GEN0_THRESHOLD: Final = 50_000
-# How long a thread holding the GIL runs before it must offer it (CPython's default is 5 ms). The
-# indexer embeds in a worker thread with pure-Python and numpy code that holds the GIL; at 5 ms
-# each post's fan-out on the event loop could wait that long for it (bench/bench_socket.py p99).
-GIL_SWITCH_INTERVAL_S: Final = 0.0005
 
 
 def _params(settings: Settings) -> Params:
@@ -84,25 +74,13 @@ def _open_index(settings: Settings) -> VectorIndex:
     return EdgeVectorIndex(settings.data_dir / "vectors")
 
 
-def tune_runtime() -> None:
-    """The interpreter policy of a server process. What is loaded at start-up is frozen out of
-    the collector's walks, and young collections run less often (see GC_GEN0_THRESHOLD). And
-    the GIL changes hands more often (see GIL_SWITCH_INTERVAL_S)."""
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    gc.collect()
-    gc.freeze()
-    _, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
-
-
 async def start(settings: Settings, clock: Clock = system_clock, embedder: Embedder | None = None) -> Runtime:
     """Build and start every part; returns the frozen runtime the handlers read."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     logs.configure(settings.log_level)  # JSON logs, before anything commits
     store = Store(settings.sql_url)
     coordinator = await asyncio.to_thread(Coordinator.open, store, _params(settings), clock, render_markdown)
-    feed = CommitFeed()
-    writer = Writer(coordinator, feed)
+    writer = Writer(coordinator)
     auth = AuthService(
         store,
         domain=settings.base_url.split("://", 1)[1],
@@ -128,7 +106,7 @@ async def start(settings: Settings, clock: Clock = system_clock, embedder: Embed
         clock=clock,
         store=store,
         writer=writer,
-        feed=feed,
+        feed=writer.feed,
         auth=auth,
         hub=hub,
         broker=broker,
@@ -157,7 +135,6 @@ async def start(settings: Settings, clock: Clock = system_clock, embedder: Embed
             name="duties",
         )
     )
-    tune_runtime()
     return runtime
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import gc
 import logging
 import socket
 import sys
@@ -22,6 +23,10 @@ WS_PING_TIMEOUT_S = 60.0
 # No permessage-deflate: it compresses every event once per socket (~40% of the fan-out's CPU in
 # bench/bench_socket.py) and keeps ~45 KB of zlib state per connection, for small JSON frames.
 WS_PER_MESSAGE_DEFLATE = False
+# Young-generation collections start after this many new container objects (CPython's default is
+# 700): a server allocates steadily and keeps a large, long-lived state, which the default makes the
+# collector walk far more often than needed (bench/bench_core.py: group commit +5-10%).
+GC_GEN0_THRESHOLD = 50_000
 
 
 def port_problem(host: str, port: int) -> str | None:
@@ -60,6 +65,10 @@ def run(settings: Settings) -> int:
         print(f"choir: cannot create data directory {settings.data_dir}: {exc.strerror}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level)
+    # This process is the server's own: the collector policy is set here, not by the app, which
+    # tests and benchmarks also build inside their own processes.
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
     print(f"Choir is running at {settings.base_url}/ (data in {settings.data_dir.resolve()})", flush=True)
     uvicorn.Server(config(settings)).run()
     return 0

@@ -11,8 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from choir.http.deps import check_origin, current_user, deps, optional_user, snapshot
 from choir.http.errors import ApiError
-from choir.http.views import get_thread, iso, message_view, readable, thread_view
+from choir.http.views import get_thread, message_view, readable, thread_view
 from choir.program import CreateThread, SpecStatus, Visibility
+from choir.realtime.protocol import iso
 
 router = APIRouter()
 MAX_PAGE: Final = 200
