@@ -65,6 +65,16 @@ def serve(
     host: str | None = typer.Option(None, help="Interface to listen on [CHOIR_HOST, default 127.0.0.1]."),
     port: int | None = typer.Option(None, min=1, max=65535, help="Port [CHOIR_PORT, default 8000]."),
     data_dir: Path | None = typer.Option(None, help="Data directory [CHOIR_DATA_DIR, default ./choir-data]."),
+    workers: int = typer.Option(
+        1,
+        min=1,
+        max=64,
+        help="Server processes on one port (SO_REUSEPORT); above 1 they need PostgreSQL, Redis and a "
+        "shared vector index (CHOIR_VECTOR_ENGINE=sql or CHOIR_QDRANT_URL).",
+    ),
+    reuse_port: bool = typer.Option(
+        False, "--reuse-port", help="Share the port with other `choir serve --reuse-port` processes."
+    ),
 ) -> None:
     """Run the Choir server (web UI at /, WebSocket at /ws, REST at /api)."""
     from pydantic import ValidationError
@@ -81,9 +91,13 @@ def serve(
             name = "CHOIR_" + "_".join(str(p) for p in error["loc"]).upper()
             typer.echo(f"choir: bad setting {name}: {error['msg']}", err=True)
         raise typer.Exit(2) from None
+    if workers > 1:
+        from choir.server.workers import run_workers
+
+        raise typer.Exit(run_workers(settings, workers))
     from choir.server.run import run
 
-    raise typer.Exit(run(settings))
+    raise typer.Exit(run(settings, reuse_port))
 
 
 def main() -> None:  # pragma: no cover - entry point

@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     )
     database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in the data dir.")
     qdrant_url: str | None = Field(None, description="Qdrant server URL; default an embedded edge shard.")
+    vector_engine: str = Field(
+        "auto",
+        description="Vector index: edge (embedded, one process), qdrant (CHOIR_QDRANT_URL), sql (in the "
+        "SQL database, shared by every process); auto: qdrant when CHOIR_QDRANT_URL is set, else edge.",
+    )
     redis_url: str | None = Field(None, description="Redis URL for fan-out across server processes.")
     llm_url: str | None = Field(None, description="OpenAI-compatible endpoint base URL (…/v1).")
     llm_model: str = Field("gpt-4o-mini", description="Model name sent to the LLM endpoint.")
@@ -65,6 +70,20 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
         return level
+
+    @field_validator("vector_engine")
+    @classmethod
+    def _vector_engine(cls, value: str) -> str:
+        if value not in {"auto", "edge", "qdrant", "sql"}:
+            raise ValueError("must be auto, edge, qdrant or sql")
+        return value
+
+    @property
+    def vectors(self) -> str:
+        """The vector engine this configuration runs: edge, qdrant or sql."""
+        if self.vector_engine == "auto":
+            return "qdrant" if self.qdrant_url else "edge"
+        return self.vector_engine
 
     @field_validator("chain")
     @classmethod

@@ -80,12 +80,14 @@ async def race(servers: list[Server], clock: Clock) -> None:
 
 
 def test_the_same_balance_spent_at_once_on_two_servers_is_spent_once(
-    postgres_url: str, tmp_path: Path
+    postgres_url: str, redis_url: str, tmp_path: Path
 ) -> None:
     clock = Clock()
+    # Two processes on one database share their fan-out and their vector index (server.preflight).
+    shared = {"redis_url": redis_url, "vector_engine": "sql", "sweep_interval_s": 3600}
     with (
-        run_server(tmp_path / "one", postgres_url, clock=clock, sweep_interval_s=3600) as one,
-        run_server(tmp_path / "two", postgres_url, clock=clock, sweep_interval_s=3600) as two,
+        run_server(tmp_path / "one", postgres_url, clock=clock, **shared) as one,
+        run_server(tmp_path / "two", postgres_url, clock=clock, **shared) as two,
     ):
         asyncio.run(race([one, two], clock))
     store = Store(postgres_url)

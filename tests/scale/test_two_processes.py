@@ -58,6 +58,7 @@ def server_env(postgres_url: str, redis_url: str, ports: list[int]) -> dict[str,
     return os.environ | {
         "CHOIR_DATABASE_URL": postgres_url,
         "CHOIR_REDIS_URL": redis_url,
+        "CHOIR_VECTOR_ENGINE": "sql",
         "CHOIR_ALLOWED_ORIGINS": origins,
         "CHOIR_EPOCH_SECONDS": str(EPOCH_S),
         "CHOIR_SWEEP_INTERVAL_S": "0.3",

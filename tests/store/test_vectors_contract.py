@@ -1,4 +1,5 @@
-"""One contract for every VectorIndex engine: the embedded edge shard and qdrant-client (local mode)."""
+"""One contract for every VectorIndex engine: the embedded edge shard, qdrant-client (local mode), and the
+shared SQL engine on SQLite and on a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
+from choir.store.sql import Store
 from choir.store.vectors import (
     AsyncVectorIndex,
     EdgeVectorIndex,
     Hit,
     QdrantServerIndex,
+    SqlVectorIndex,
     VectorIndex,
     VectorIndexError,
     VectorPoint,
@@ -52,10 +55,21 @@ def point(
     )
 
 
-@pytest.fixture(params=["edge", "qdrant-local"])
+def migrated(url: str) -> str:
+    store = Store(url)
+    store.migrate()
+    store.close()
+    return url
+
+
+@pytest.fixture(params=["edge", "qdrant-local", "sql-sqlite", "sql-postgres"])
 def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorIndex]:
     engine: VectorIndex
-    if request.param == "edge":
+    if request.param == "sql-sqlite":
+        engine = SqlVectorIndex(migrated(f"sqlite:///{tmp_path / 'choir.db'}"), DIM)
+    elif request.param == "sql-postgres":
+        engine = SqlVectorIndex(migrated(request.getfixturevalue("postgres_url")), DIM)
+    elif request.param == "edge":
         # Background cycles off: a contract test must not race an optimization it did not ask for.
         engine = EdgeVectorIndex(
             tmp_path / "vectors", DIM, background_optimize=False, indexing_threshold_kb=1

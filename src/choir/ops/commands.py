@@ -60,10 +60,15 @@ def open_store(settings: Settings) -> Iterator[Store]:
 @contextmanager
 def open_index(settings: Settings) -> Iterator[Any]:
     """The vector index the server uses, opened read-only in spirit (no optimization)."""
-    from choir.store.vectors import EdgeVectorIndex, QdrantServerIndex, VectorIndexError
+    from choir.store.vectors import EdgeVectorIndex, QdrantServerIndex, SqlVectorIndex, VectorIndexError
 
-    if settings.qdrant_url:
-        index: Any = QdrantServerIndex.connect(settings.qdrant_url)
+    index: Any
+    if settings.vectors == "sql":
+        index = SqlVectorIndex(settings.sql_url)
+    elif settings.vectors == "qdrant":
+        if not settings.qdrant_url:
+            raise CannotOpen("CHOIR_VECTOR_ENGINE=qdrant needs CHOIR_QDRANT_URL")
+        index = QdrantServerIndex.connect(settings.qdrant_url)
     else:
         path = settings.data_dir / "vectors"
         if not (path / "CURRENT").is_file():

@@ -180,11 +180,17 @@ class _Resume:
                     return
 
 
+OnGap = Callable[["Connection", Subscription], None]
+
+
 class Hub:
-    def __init__(self) -> None:
+    def __init__(self, on_gap: OnGap | None = None) -> None:
         self.by_thread: dict[str, set[Connection]] = {}
         self.by_user: dict[str, set[Connection]] = {}
         self._next_id = 0
+        # Called when a live event skips seqs a subscription has not had (realtime.replay.GapFiller):
+        # the subscription then holds its live events until the gap is filled from the store.
+        self.on_gap = on_gap
 
     def connect(self, address: str, send: Send, close: Close, session: str = "") -> Connection | None:
         """A new connection, or None when the user already has the most allowed."""
@@ -240,6 +246,10 @@ class Hub:
                     conn.shut(SLOW_CONSUMER_CLOSE_CODE, "slow_consumer: resume with since_seq")
                     continue
                 sub.held.append((seq, frame))
+            elif seq is not None and seq > sub.last_seq + 1 and self.on_gap is not None:
+                sub.replaying = True
+                sub.held.append((seq, frame))
+                self.on_gap(conn, sub)
             elif seq is None or seq > sub.last_seq:
                 if seq is not None:
                     sub.last_seq = seq

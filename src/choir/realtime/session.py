@@ -32,12 +32,12 @@ from choir.realtime.protocol import (
     WithdrawFunds,
     iso,
 )
+from choir.realtime.replay import replay
 from choir.store.sql import Store
 
 log = logging.getLogger(__name__)
 MAX_CONTENT_BYTES: Final = 16 * 1024
 FRAMES_PER_MINUTE: Final = 100
-REPLAY_PAGE: Final = 500
 
 
 class Session:
@@ -136,17 +136,7 @@ class Session:
         # Subscribe first, holding live events, so none slips between the replay and live.
         sub = hub.subscribe(self.conn, p.thread_id, p.since_seq, replaying=True, private=private)
         self.send_ack(frame_id, {"thread_id": p.thread_id, "seq": latest})
-        while True:
-            page = await asyncio.to_thread(self.store.events_since, p.thread_id, sub.last_seq, REPLAY_PAGE)
-            for e in page:
-                frame = protocol.event(e.thread_id, e.seq, e.kind, e.data, iso(e.at))
-                await self.conn.put(frame)
-                sub.last_seq = e.seq
-                if hub.revoke_if_left(self.conn, sub, frame):
-                    return
-            if len(page) < REPLAY_PAGE:
-                break
-        hub.finish_replay(self.conn, sub)
+        await replay(self.store, hub, self.conn, sub)
 
     async def unsubscribe(self, frame_id: str, p: Unsubscribe) -> None:
         if not self.hub.unsubscribe(self.conn, p.thread_id):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Final
@@ -42,9 +43,17 @@ from choir.realtime.broker import Broker, LocalBroker, RedisBroker
 from choir.realtime.endpoint import websocket_endpoint
 from choir.realtime.hub import Hub
 from choir.realtime.publisher import Publisher
+from choir.realtime.replay import GapFiller
+from choir.server.preflight import Claims, StartRefused, claim
 from choir.server.runtime import Runtime
 from choir.store.sql import Store
-from choir.store.vectors import AsyncVectorIndex, EdgeVectorIndex, QdrantServerIndex, VectorIndex
+from choir.store.vectors import (
+    AsyncVectorIndex,
+    EdgeVectorIndex,
+    QdrantServerIndex,
+    SqlVectorIndex,
+    VectorIndex,
+)
 
 WEB_DIR: Final = Path(__file__).parent.parent / "web"
 # The commit feed's subscribers, in the order they hear of a commit (docs/architecture.md).
@@ -68,8 +77,13 @@ def _llm(settings: Settings) -> Any:
     return ExtractiveLLM()
 
 
-def _open_index(settings: Settings) -> VectorIndex:
-    if settings.qdrant_url:
+def _open_index(settings: Settings, store: Store) -> VectorIndex:
+    engine = settings.vectors
+    if engine == "sql":
+        return SqlVectorIndex(store.engine)
+    if engine == "qdrant":
+        if not settings.qdrant_url:
+            raise StartRefused("CHOIR_VECTOR_ENGINE=qdrant needs CHOIR_QDRANT_URL, the Qdrant server's URL")
         return QdrantServerIndex.connect(settings.qdrant_url)
     return EdgeVectorIndex(settings.data_dir / "vectors")
 
@@ -79,6 +93,22 @@ async def start(settings: Settings, clock: Clock = system_clock, embedder: Embed
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     logs.configure(settings.log_level)  # JSON logs, before anything commits
     store = Store(settings.sql_url)
+    try:
+        claims = await asyncio.to_thread(claim, settings, store)
+    except BaseException:
+        store.close()
+        raise
+    try:
+        return await _start(settings, clock, embedder, store, claims)
+    except BaseException:
+        claims.release()
+        store.close()
+        raise
+
+
+async def _start(
+    settings: Settings, clock: Clock, embedder: Embedder | None, store: Store, claims: Claims
+) -> Runtime:
     coordinator = await asyncio.to_thread(Coordinator.open, store, _params(settings), clock, render_markdown)
     writer = Writer(coordinator)
     auth = AuthService(
@@ -89,12 +119,13 @@ async def start(settings: Settings, clock: Clock = system_clock, embedder: Embed
         clock=clock,
     )
     hub = Hub()
+    hub.on_gap = GapFiller(store, hub)
     broker: Broker = RedisBroker(settings.redis_url) if settings.redis_url else LocalBroker()
     publisher = Publisher(broker, clock)
     metrics = Metrics()
     metrics.count_connections(lambda: hub.connection_count)
     embedder = embedder or default_embedder()
-    index = await asyncio.to_thread(_open_index, settings)
+    index = await asyncio.to_thread(_open_index, settings, store)
     indexer = Indexer(store, index, embedder, writer.snapshot, writer.execute_all)
     chorus_loop = ChorusLoop(_llm(settings), embedder, AsyncVectorIndex(index), _fetcher(store))
     chorus = ChorusService(chorus_loop, writer.execute, writer.snapshot, publisher.thread_event, metrics)
@@ -119,6 +150,7 @@ async def start(settings: Settings, clock: Clock = system_clock, embedder: Embed
         indexer=indexer,
         chorus=chorus,
         chain=chain,
+        claims=claims,
     )
     _wire(runtime)
     await broker.start(hub.deliver, hub.notify_user, hub.close_session)
@@ -172,6 +204,7 @@ async def stop(runtime: Runtime) -> None:
     await runtime.broker.close()
     if runtime.index is not None:
         await asyncio.to_thread(runtime.index.close)
+    runtime.claims.release()
     runtime.store.close()
 
 
@@ -182,7 +215,11 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await start(settings, clock, embedder)
+        try:
+            runtime = await start(settings, clock, embedder)
+        except StartRefused as refused:
+            print(f"choir: {refused}", file=sys.stderr, flush=True)
+            raise
         app.state.runtime = runtime
         try:
             yield

@@ -27,11 +27,16 @@ WS_PER_MESSAGE_DEFLATE = False
 # 700): a server allocates steadily and keeps a large, long-lived state, which the default makes the
 # collector walk far more often than needed (bench/bench_core.py: group commit +5-10%).
 GC_GEN0_THRESHOLD = 50_000
+# Connections the kernel queues before accept(): a thousand clients reconnecting at once after a
+# process dies must not find the queue full (uvicorn's default is 2048; the kernel caps it at somaxconn).
+LISTEN_BACKLOG = 4096
 
 
-def port_problem(host: str, port: int) -> str | None:
+def port_problem(host: str, port: int, reuse_port: bool = False) -> str | None:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
@@ -39,6 +44,17 @@ def port_problem(host: str, port: int) -> str | None:
                 return f"port {port} on {host} is already in use (set --port or CHOIR_PORT)"
             return f"cannot listen on {host}:{port}: {exc.strerror}"
     return None
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A listening socket that other `choir serve --reuse-port` processes may bind too: the kernel
+    spreads new connections over them (SO_REUSEPORT), and a dead process's share goes to the rest."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(LISTEN_BACKLOG)
+    return sock
 
 
 def config(settings: Settings) -> uvicorn.Config:
@@ -52,11 +68,12 @@ def config(settings: Settings) -> uvicorn.Config:
         ws_per_message_deflate=WS_PER_MESSAGE_DEFLATE,
         log_level=settings.log_level.lower(),
         access_log=False,
+        backlog=LISTEN_BACKLOG,
     )
 
 
-def run(settings: Settings) -> int:
-    if problem := port_problem(settings.host, settings.port):
+def run(settings: Settings, reuse_port: bool = False) -> int:
+    if problem := port_problem(settings.host, settings.port, reuse_port):
         print(f"choir: {problem}", file=sys.stderr)
         return 2
     try:
@@ -69,6 +86,10 @@ def run(settings: Settings) -> int:
     # tests and benchmarks also build inside their own processes.
     _, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
-    print(f"Choir is running at {settings.base_url}/ (data in {settings.data_dir.resolve()})", flush=True)
-    uvicorn.Server(config(settings)).run()
-    return 0
+    server = uvicorn.Server(config(settings))
+    sockets = [listening_socket(settings.host, settings.port)] if reuse_port else None
+    if not reuse_port:
+        print(f"Choir is running at {settings.base_url}/ (data in {settings.data_dir.resolve()})", flush=True)
+    server.run(sockets=sockets)
+    # Start-up failed (a refusal was printed by the app): not a clean run.
+    return 0 if server.started else 3

@@ -21,6 +21,7 @@ from choir.ops.metrics import Metrics
 from choir.realtime.broker import Broker
 from choir.realtime.hub import Hub
 from choir.realtime.publisher import Publisher
+from choir.server.preflight import Claims
 from choir.store.sql import Store
 from choir.store.vectors import VectorIndex
 
@@ -44,5 +45,7 @@ class Runtime:
     indexer: Indexer | None = None
     chorus: ChorusService | None = None
     chain: ChainService | None = None
+    # What this process owns among processes sharing the store (server.preflight), released last.
+    claims: Claims = field(default_factory=Claims)
     # Background tasks the composition root started and cancels at shutdown.
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)

@@ -245,3 +245,23 @@ chain_anchors = Table(
     Column("signature", String(96), nullable=False),
     Column("batch", JSONText, nullable=False),
 )
+
+# -- the shared vector index (choir.store.vectors.sql, CHOIR_VECTOR_ENGINE=sql) ---------------
+
+vector_points = Table(
+    "vector_points",
+    metadata,
+    Column("point_id", String(36), primary_key=True),
+    # Every write takes the next revision under a table lock, so revisions increase in commit
+    # order and a process that has applied revision r has seen every write up to r.
+    Column("rev", BigInteger, nullable=False, unique=True),
+    Column("message_id", String(64), nullable=False),
+    Column("thread_id", String(64), nullable=False, index=True),
+    Column("visibility", String(16), nullable=False),
+    Column("origin", String(8), nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("author", String(64), nullable=False),
+    Column("co_authors", JSONText, nullable=False),
+    # float32 little-endian; NULL marks a deleted point (a tombstone, so every replica hears of it).
+    Column("vector", LargeBinary),
+)

@@ -58,7 +58,7 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        self._upsert = _upsert_for(self.engine.dialect.name)
+        self._upsert = upsert_for(self.engine.dialect.name)
 
     @property
     def dialect(self) -> str:
@@ -283,7 +283,7 @@ _CLAIM_VERSION = (
 Upsert = Callable[[Connection, Any, str, list[dict[str, Any]]], None]
 
 
-def _upsert_for(dialect: str) -> Upsert:
+def upsert_for(dialect: str) -> Upsert:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     # Built once per table: constructing an upsert costs more than executing it.
     statements: dict[str, Any] = {}
@@ -323,9 +323,11 @@ class AdvisoryLock:
     (the database releases it if that process dies, so another takes over). SQLite: one
     process owns the store, so the lock is always held."""
 
-    def __init__(self, engine: Engine, key: int) -> None:
+    def __init__(self, engine: Engine, key: int, *, shared: bool = False) -> None:
         self.engine = engine
         self.key = key
+        # A shared hold coexists with other shared holds and excludes an exclusive one.
+        self._function = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
         self._conn: Connection | None = None
 
     def held(self) -> bool:
@@ -333,7 +335,7 @@ class AdvisoryLock:
             return True
         conn = self.engine.connect()
         try:
-            got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar())
+            got = bool(conn.execute(text(f"SELECT {self._function}(:k)"), {"k": self.key}).scalar())
             conn.commit()
         except Exception:
             conn.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -39,4 +40,10 @@ async def ledger_summary(request: Request) -> dict[str, Any]:
 @router.get("/health", tags=["ops"])
 async def health(request: Request) -> dict[str, Any]:
     d = deps(request)
-    return {"status": "ok", "version": d.writer.snapshot().version, "connections": d.hub.connection_count}
+    # The pid tells which of several processes on one port answered (`choir serve --workers N`).
+    return {
+        "status": "ok",
+        "version": d.writer.snapshot().version,
+        "connections": d.hub.connection_count,
+        "pid": os.getpid(),
+    }

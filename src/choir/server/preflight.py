@@ -1,0 +1,97 @@
+"""What a server process claims before it serves: the parts of a deployment only one process may own.
+
+Several `choir serve` processes may share one PostgreSQL, but only if they also share everything else
+that holds state: the fan-out (Redis, or every other process's clients miss this one's events) and the
+vector index (or the same question gets different citations on each process). A process that would
+open its own copy of either beside another process refuses to start, before it writes anything:
+
+    SQLite                  one process only (a lock file beside the database)
+    PostgreSQL, no Redis    one process only (an exclusive advisory lock; with Redis, a shared one)
+    PostgreSQL, edge index  one process only (an exclusive advisory lock; sql or qdrant, a shared one)
+
+The claims are held for the life of the process; PostgreSQL releases them when it dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Final
+
+from sqlalchemy.engine import make_url
+
+from choir.config import Settings
+from choir.store.sql import AdvisoryLock, Store
+
+FANOUT_LOCK_KEY: Final = 0x43484F495246  # "CHOIRF"
+INDEX_LOCK_KEY: Final = 0x43484F495249  # "CHOIRI"
+
+SHARE_FANOUT: Final = (
+    "another Choir process already serves this database without Redis: processes that share a "
+    "database must share their fan-out; set CHOIR_REDIS_URL to one Redis server for all of them"
+)
+SHARE_INDEX: Final = (
+    "another Choir process already serves this database with its own embedded vector index "
+    "(CHOIR_VECTOR_ENGINE=edge): processes that share a database must share one index, or the same "
+    "question gets different citations on each; set CHOIR_VECTOR_ENGINE=sql (the index in this "
+    "database) or CHOIR_QDRANT_URL (a Qdrant server) for every process"
+)
+
+
+class StartRefused(RuntimeError):
+    """This process must not serve with this configuration; nothing was written."""
+
+
+@dataclass
+class Claims:
+    """What this process holds while it serves; `release` lets the next process take them."""
+
+    releases: list[Callable[[], None]] = field(default_factory=list)
+
+    def release(self) -> None:
+        while self.releases:
+            with contextlib.suppress(Exception):
+                self.releases.pop()()
+
+
+def claim(settings: Settings, store: Store) -> Claims:
+    """Take this process's claims on the store, or raise StartRefused (holding none of them)."""
+    claims = Claims()
+    try:
+        if store.dialect == "sqlite":
+            _claim_sqlite_file(store, claims)
+        else:
+            _claim_advisory(store, FANOUT_LOCK_KEY, settings.redis_url is not None, SHARE_FANOUT, claims)
+            _claim_advisory(store, INDEX_LOCK_KEY, settings.vectors != "edge", SHARE_INDEX, claims)
+    except BaseException:
+        claims.release()
+        raise
+    return claims
+
+
+def _claim_advisory(store: Store, key: int, shared: bool, refusal: str, claims: Claims) -> None:
+    lock = AdvisoryLock(store.engine, key, shared=shared)
+    if not lock.held():
+        raise StartRefused(refusal)
+    claims.releases.append(lock.release)
+
+
+def _claim_sqlite_file(store: Store, claims: Claims) -> None:
+    database = make_url(store.url).database
+    if not database or database == ":memory:":
+        return
+    path = Path(database)
+    lock_file: IO[str] = open(path.with_name(path.name + ".owner"), "a")  # noqa: SIM115 - held while serving
+    try:
+        fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock_file.close()
+        raise StartRefused(
+            f"another Choir process already serves the SQLite database {path}: SQLite has one server "
+            "process; to run several, use PostgreSQL (CHOIR_DATABASE_URL), Redis (CHOIR_REDIS_URL) and "
+            "a shared vector index (CHOIR_VECTOR_ENGINE=sql)"
+        ) from None
+    claims.releases.append(lock_file.close)
