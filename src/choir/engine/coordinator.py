@@ -5,8 +5,10 @@ state, the store commits, and only then is the readers' new snapshot swapped in 
 to the feed. An instruction the program refuses writes nothing; a batch whose transaction fails is
 dropped (the writer's state is reloaded from the store), and no reader ever sees it.
 
-Several processes may share one PostgreSQL: each write claims the next state version, and a
-writer that finds the version moved reloads the state and applies the batch again.
+Several processes may share one PostgreSQL: each write holds the version row and claims the next
+state version; a writer (or a reader) that finds the version moved first applies what the other
+processes committed since its own version, from the state log (``store.statelog``), and only then
+decides.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import Connection
+
 from choir.engine.commits import Commit, CommitFeed
 from choir.engine.ports import Clock, system_clock
 from choir.engine.render import Render, plain_html, render_all
 from choir.engine.snapshot import Snapshot
 from choir.program import Instruction, Outcome, Params, ProgramError, State, apply
-from choir.store.sql import Store
+from choir.store.sql import Store, read_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +138,8 @@ class Coordinator:
             with self.store.begin() as conn:
                 # Several processes may write a shared store: hold the version row for the whole
                 # batch, and decide on what the others committed, not on a stale state.
-                if self.store.shared and self.store.lock_version(conn) != self._version:
-                    self._reload()
+                if self.store.shared:
+                    self._catch_up(conn, self.store.lock_version(conn))
                 self._dirty = True
                 results, changed = _apply_all(self._state, instructions, now)
                 if not changed:
@@ -144,7 +148,7 @@ class Coordinator:
                 html = render_all(changed, self.render)
                 if not self.store.claim_version(conn, self._version, self._version + 1):
                     return None  # the caller reloads (the batch is dropped with the state)
-                self.store.persist(conn, changed, html)
+                self.store.persist(conn, changed, html, self._version + 1)
         except BaseException:
             # The writer's state ran ahead of the store: take the store's word. Readers never saw it.
             self._reload()
@@ -158,8 +162,27 @@ class Coordinator:
     def refresh_if_stale(self) -> None:
         """Catch up with what other processes committed (one cheap read when nothing did)."""
         with self._lock:
-            if self.store.version() != self._version:
-                self._reload()
+            if self.store.version() == self._version:
+                return
+            with read_snapshot(self.store.engine) as conn:
+                self._catch_up(conn, self.store.version(conn))
+
+    def _catch_up(self, conn: Connection, version: int) -> None:
+        """Apply what other processes committed up to ``version``, read in ``conn`` (which holds
+        the version row, or reads one snapshot of the store): the versions' log rows and the records
+        they name, not the whole store. Readers see the result only as the next snapshot."""
+        if version == self._version:
+            return
+        outcomes = (
+            self.store.outcomes_since(conn, self._version, version) if version > self._version else None
+        )
+        if outcomes is None:
+            self._reload()  # pruned from the log, or a store that went back (restored)
+            return
+        for outcome in outcomes:
+            self._state.commit(outcome)
+        self._version = version
+        self._snapshot = self._snapshot.advanced(outcomes, version)
 
     def _reload(self) -> None:
         self._state, self._version = _load(self.store)

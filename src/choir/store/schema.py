@@ -265,3 +265,15 @@ vector_points = Table(
     # float32 little-endian; NULL marks a deleted point (a tombstone, so every replica hears of it).
     Column("vector", LargeBinary),
 )
+
+# -- the state log: what each version changed, for other processes to catch up (choir.engine) --
+
+state_log = Table(
+    "state_log",
+    metadata,
+    Column("version", BigInteger, primary_key=True, autoincrement=False),
+    # The keys of the rows the version wrote (threads, specs, accounts, messages, transfers, the asks
+    # whose citations it recorded, epochs) and the novelty it measured: a process at version v - 1
+    # reads those rows and applies them instead of reloading the whole state.
+    Column("delta", JSONText, nullable=False),
+)

@@ -22,7 +22,7 @@ from sqlalchemy.pool import StaticPool
 
 from choir.ledger import Ledger
 from choir.program import Event, Message, Outcome, Params, State
-from choir.store import codec, schema
+from choir.store import codec, schema, statelog
 
 VERSION_KEY = "state_version"
 
@@ -91,7 +91,10 @@ class Store:
 
     def genesis(self, state: State) -> bool:
         """Write a new state's genesis once. Returns False when the store already had one."""
+        from choir.store.migrate import hold_setup_lock
+
         with self.begin() as conn:
+            hold_setup_lock(conn)
             if conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "genesis_at")).first():
                 return False
             conn.execute(
@@ -147,9 +150,16 @@ class Store:
         result = conn.execute(_CLAIM_VERSION, {"expected": str(expected), "new": str(new)})
         return result.rowcount == 1
 
-    def persist(self, conn: Connection, outcomes: Sequence[Outcome], html: Mapping[str, str]) -> None:
+    def persist(
+        self,
+        conn: Connection,
+        outcomes: Sequence[Outcome],
+        html: Mapping[str, str],
+        version: int | None = None,
+    ) -> None:
         """Write a batch's outcomes; ``html`` is each published message's rendered html, by id
-        (rendered before the transaction: stored in the message row and in its event's data)."""
+        (rendered before the transaction: stored in the message row and in its event's data).
+        ``version``, the state version the batch makes, logs what it wrote (``store.statelog``)."""
         threads: dict[str, dict[str, Any]] = {}
         specs: dict[str, dict[str, Any]] = {}
         balances: dict[str, int] = {}
@@ -194,6 +204,12 @@ class Store:
             conn.execute(_SET_NOVELTY, novelty)
         if changes:
             self._log_changes(conn, changes)
+        if version is not None:
+            statelog.write(conn, version, outcomes)
+
+    def outcomes_since(self, conn: Connection, version: int, target: int) -> list[Outcome] | None:
+        """What the versions after ``version`` up to ``target`` wrote (None: reload instead)."""
+        return statelog.outcomes_since(conn, version, target)
 
     def _log_changes(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         """Number the change log rows after the last committed one (read by choir.chain.sqlfeed).
