@@ -226,6 +226,8 @@ class Load:
         self.latencies_ms: list[float] = []
         self.acked = 0
         self.posting = True
+        # Posting starts once every client is connected and subscribed (not during the handshakes).
+        self.go = asyncio.Event()
         self.stopped = asyncio.Event()
         self.tasks: list[asyncio.Task[Any]] = []
         self.next_post = 0
@@ -344,6 +346,7 @@ class Load:
 
     async def post(self, ws: ClientConnection, thread_id: str) -> None:
         interval_s = 1.0 / self.rate
+        await self.go.wait()
         await asyncio.sleep(random.random() * interval_s)  # posters out of phase
         next_at = time.perf_counter()
         while self.posting:
@@ -360,6 +363,7 @@ class Load:
             await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
 
     async def drive(self) -> float:
+        self.go.set()
         started = time.perf_counter()
         if self.kill:
             await asyncio.sleep(self.duration_s / 2)

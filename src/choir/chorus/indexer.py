@@ -11,9 +11,13 @@ one transaction (one ``execute_all``), not one commit per message.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import threading
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Final
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Final, TypeVar
 
 from choir.chorus.embed import Embedder
 from choir.engine import Commit, Result, Snapshot, Snapshots
@@ -23,12 +27,24 @@ from choir.store.sql import Store
 from choir.store.vectors import VectorIndex, VectorPoint
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Messages embedded together; MiniLM's batch cost grows slower than its size.
 MAX_BATCH: Final = 64
 MAX_QUEUE: Final = 100_000
 # The nearest few are enough to find the most similar earlier message (itself excluded).
 NOVELTY_NEIGHBOURS: Final = 3
+# Embedding is the server's largest CPU cost (bench/bench_load.py, profiled: ~40% of its samples). It
+# runs on one thread of its own at a lower OS priority, so that on shared cores the event loop's
+# fan-out and the SQL writer come first, and indexing takes what they leave (a message is still
+# searchable within a second at the loads measured).
+INDEXER_NICENESS: Final = 10
+
+
+def _lower_priority() -> None:
+    """Runs in the indexer's thread: Linux schedules threads by their own niceness."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), INDEXER_NICENESS)
 
 
 ExecuteAll = Callable[[Sequence[Instruction]], Awaitable[list[Result]]]
@@ -52,6 +68,13 @@ class Indexer:
         self.indexed = 0
         self.idle = asyncio.Event()
         self.idle.set()
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="choir-indexer", initializer=_lower_priority)
+
+    async def _off_loop(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=False, cancel_futures=True)
 
     def on_commit(self, commit: Commit) -> None:
         """The commit feed's ``indexer`` subscriber."""
@@ -85,12 +108,12 @@ class Indexer:
         changed = {
             e.thread_id for o in outcomes for e in o.events if e.kind in ("coauthor.joined", "coauthor.left")
         }
-        measured = await asyncio.to_thread(self.index_messages, messages)
+        measured = await self._off_loop(self.index_messages, messages)
         await self.record(measured)
         for thread_id in changed:
             thread = self.snapshots().threads.get(thread_id)
             if thread is not None and thread.visibility is Visibility.PUBLIC:
-                await asyncio.to_thread(self.index.set_thread_meta, thread_id, thread.co_authors, "public")
+                await self._off_loop(self.index.set_thread_meta, thread_id, thread.co_authors, "public")
 
     def index_messages(self, messages: Sequence[Message]) -> list[tuple[str, int]]:
         """Embed the messages; index the public ones; measure the novelty of those that

@@ -199,6 +199,8 @@ async def stop(runtime: Runtime) -> None:
     for task in runtime.tasks:
         task.cancel()
     await asyncio.gather(*runtime.tasks, return_exceptions=True)
+    if runtime.indexer is not None:
+        runtime.indexer.close()
     await runtime.writer.stop()
     await runtime.publisher.stop()
     await runtime.broker.close()
