@@ -64,6 +64,7 @@ MARK = re.compile(r"load (\d+) ")
 DRAIN_TIMEOUT_S = 60.0
 RECONNECT_DELAY_S = 0.2
 CONNECT_CONCURRENCY = 50
+PEOPLE_PER_ADDRESS = 100
 
 
 @dataclass
@@ -242,18 +243,29 @@ class Load:
     async def setup(self) -> None:
         people_count = math.ceil(self.count / CONNECTIONS_PER_PERSON)
         limit = asyncio.Semaphore(CONNECT_CONCURRENCY)
+        # A server allows 240 sign-in requests a minute from one address: the people come from
+        # several loopback addresses (127.0.0.2, .3, ...), as many people do from many.
+        sources = [f"127.0.0.{2 + n}" for n in range(math.ceil(people_count / PEOPLE_PER_ADDRESS))]
         https = [
-            httpx.AsyncClient(base_url=p.base, timeout=60, headers={"Origin": p.base}) for p in self.procs
+            httpx.AsyncClient(
+                base_url=p.base,
+                timeout=60,
+                headers={"Origin": p.base},
+                transport=httpx.AsyncHTTPTransport(local_address=source),
+            )
+            for source in sources
+            for p in self.procs
         ]
 
         async def one(n: int) -> Person:
             async with limit:
-                return await sign_in_retrying(https[n % len(self.procs)])
+                address = n // PEOPLE_PER_ADDRESS
+                return await sign_in_retrying(https[address * len(self.procs) + n % len(self.procs)])
 
         people = await asyncio.gather(*(one(n) for n in range(people_count)))
         thread_ids = []
         for t in range(self.threads):  # each thread's creator is its poster
-            http = https[t % len(self.procs)]
+            http = https[t % len(https)]
             created = await http.post(
                 "/api/threads",
                 json={"title": f"load {t}"},
