@@ -47,6 +47,7 @@ def test_a_follower_catches_up_to_what_a_reload_gives(
 ) -> None:
     url = f"sqlite:///{tmp_path_factory.mktemp('catch') / 'choir.db'}"
     sim = Simulator(seed, actors=6, database_url=url)
+    sim.coordinator.store.logs_state = True  # one writer on SQLite keeps no log unless asked
     follower = fresh(url)
     reloads = no_reloads(follower, monkeypatch)
     for steps in chunks:
@@ -85,6 +86,7 @@ def test_a_follower_behind_the_pruned_log_reloads(tmp_path: Path, monkeypatch: p
     monkeypatch.setattr(statelog, "LOG_KEEP", 5)
     monkeypatch.setattr(statelog, "PRUNE_EVERY", 5)
     sim = Simulator(3, actors=4, database_url=url)
+    sim.coordinator.store.logs_state = True
     follower = fresh(url)
     reloads = no_reloads(follower, monkeypatch)
     sim.run(80)
@@ -101,3 +103,9 @@ def test_the_log_names_what_a_batch_wrote() -> None:
         [Outcome(balances={"a": 1}), Outcome(balances={"a": 2, "b": 3})]
     )
     assert delta == {"accounts": ["a", "b"]}
+
+
+def test_one_writer_on_sqlite_keeps_no_log(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'choir.db'}"
+    Simulator(4, actors=4, database_url=url).run(30)
+    assert Store(url).count("state_log") == 0

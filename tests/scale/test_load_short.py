@@ -9,9 +9,9 @@ import argparse
 import asyncio
 
 import pytest
+from bench.bench_load import one_run
 
 import services
-from bench.bench_load import one_run
 
 
 @pytest.mark.timeout(240)

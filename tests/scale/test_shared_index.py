@@ -132,11 +132,10 @@ async def ask(server: Server, prompt: str) -> list[str]:
                 return [c["message_id"] for c in data["citations"]]
 
 
-async def search(server: Server, query: str) -> list[str]:
+async def search(server: Server, query: str, mode: str = "hybrid") -> list[str]:
     async with httpx.AsyncClient(base_url=server.base_url) as http:
-        return [
-            r["message_id"] for r in (await http.get("/api/search", params={"q": query})).json()["results"]
-        ]
+        found = (await http.get("/api/search", params={"q": query, "mode": mode})).json()["results"]
+        return [r["message_id"] for r in found]
 
 
 async def same_answers(a: Server, b: Server) -> None:
@@ -149,8 +148,10 @@ async def same_answers(a: Server, b: Server) -> None:
                 "type"
             ] == "ack"
     deadline = time.monotonic() + 60
-    while len(await search(b, "tomatoes")) < 2 and time.monotonic() < deadline:
-        await asyncio.sleep(0.2)  # the writing process indexes its posts just after committing them
+    # The writing process indexes its posts just after committing them: wait until meaning finds each.
+    for prior in PRIORS:
+        while len(await search(b, prior, "vector")) < 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
     for query in ("Sungold tomatoes split", "feeding a starter"):
         assert await search(a, query) == await search(b, query) != []
     prompt = "How much sun do tomatoes need?"

@@ -20,8 +20,8 @@ from choir.chorus.citations import Citation, Prior, ground
 from choir.chorus.embed import Embedder
 from choir.chorus.llm import LLM
 from choir.chorus.prompts import Phase
+from choir.chorus.retrieval import Retriever
 from choir.program import IllegalTransition
-from choir.store.vectors import AsyncVectorIndex
 
 MAX_LOOPS: Final = 2
 TOP_K: Final = 20
@@ -78,7 +78,7 @@ class ChorusLoop:
         self,
         llm: LLM,
         embedder: Embedder,
-        index: AsyncVectorIndex,
+        retriever: Retriever,
         fetch: Fetch,
         *,
         top_k: int = TOP_K,
@@ -87,7 +87,7 @@ class ChorusLoop:
     ) -> None:
         self.llm = llm
         self.embedder = embedder
-        self.index = index
+        self.retriever = retriever
         self.fetch = fetch
         self.top_k = top_k
         self.min_score = min_score
@@ -153,14 +153,12 @@ class ChorusLoop:
         return Answer(text, citations, priors, machine.loops, timings, first[0] if first else None)
 
     async def _retrieve(self, query: str, known: list[Prior]) -> list[Prior]:
-        """Priors for the query, merged with those already found (their numbers kept)."""
-        vectors = await asyncio.to_thread(self.embedder.embed, [query])
-        hits = await self.index.search(
-            vectors[0], self.top_k, self.min_score, public_only=True, exclude_ai=True
-        )
+        """Priors for the query (hybrid retrieval: words and meaning, public messages only), merged with
+        those already found (their numbers kept)."""
+        found = await self.retriever.find(query, self.top_k)
         seen = {p.message_id for p in known}
-        new = [h for h in hits if h.message_id not in seen]
-        rows = await self.fetch([h.message_id for h in new])
+        new = [f for f in found if f.message_id not in seen and f.cosine >= self.min_score]
+        rows = await self.fetch([f.message_id for f in new])
         merged = list(known)
         for hit in new:
             row = rows.get(hit.message_id)
@@ -171,9 +169,9 @@ class ChorusLoop:
                     len(merged) + 1,
                     hit.message_id,
                     row["content"],
-                    round(hit.score, 6),
+                    round(hit.cosine, 6),
                     hit.thread_id,
-                    hit.author,
+                    row["author"],
                 )
             )
         return merged[: self.top_k * (MAX_LOOPS + 1)]

@@ -51,7 +51,7 @@ class ChorusService:
         publish: Publish,
         metrics: Metrics | None = None,
     ) -> None:
-        loop.index = timed_retrieval(metrics, loop.index)  # choir_retrieval_seconds
+        loop.retriever = timed_retrieval(metrics, loop.retriever)  # choir_retrieval_seconds
         self.loop = loop
         self.execute = execute
         self.snapshots = snapshots

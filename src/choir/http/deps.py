@@ -26,6 +26,7 @@ from choir.store.sql import Store
 if TYPE_CHECKING:
     from choir.chorus.embed import Embedder
     from choir.chorus.indexer import Indexer
+    from choir.chorus.retrieval import Retriever
     from choir.chorus.service import ChorusService
     from choir.store.vectors import VectorIndex
 
@@ -66,6 +67,8 @@ class Deps(Protocol):
     def index(self) -> VectorIndex | None: ...
     @property
     def indexer(self) -> Indexer | None: ...
+    @property
+    def retriever(self) -> Retriever | None: ...
     @property
     def chorus(self) -> ChorusService | None: ...
     @property

@@ -55,7 +55,7 @@ from sqlalchemy import Connection, String, cast, func, select
 
 from choir.ledger import GENESIS_BALANCES, SUPPLY, TransferKind, account_class, escrow_account
 from choir.program import AI_AUTHOR, SpecStatus, Visibility
-from choir.store import schema
+from choir.store import keywords, schema
 from choir.store.sql import VERSION_KEY, Store, read_snapshot
 from choir.store.vectors import VectorIndex
 
@@ -145,6 +145,7 @@ def audit(store: Store, index: VectorIndex | None = None, chain: ChainSource | N
             from choir.chain.audit_checks import read_settled
 
             settled = read_settled(conn, chain)
+    _check_keywords(store, report)
     indexed: IndexView | None = None
     if index is not None:
         indexed = _check_index(index, report, threads, messages)
@@ -152,6 +153,13 @@ def audit(store: Store, index: VectorIndex | None = None, chain: ChainSource | N
     if settled is not None:
         _check_chain(report, settled, threads, messages, indexed)
     return report
+
+
+def _check_keywords(store: Store, report: AuditReport) -> None:
+    """The keyword index agrees with the messages it is built from (store.keywords)."""
+    with store.engine.begin() as conn:  # FTS5's integrity check is written as an INSERT; it changes nothing
+        for detail in keywords.check(conn):
+            report.add("keyword_index", detail)
 
 
 def snapshot(store: Store) -> AbstractContextManager[Connection]:

@@ -177,16 +177,16 @@ def timed_send(metrics: Metrics | None, send: Send) -> Send:
 
 
 class _TimedSearch:
-    """An async vector index whose ``search`` is timed; everything else passes through."""
+    """A retriever whose ``find`` (hybrid retrieval) is timed; everything else passes through."""
 
     def __init__(self, inner: Any, histogram: Histogram) -> None:
         self._inner = inner
         self._histogram = histogram
 
-    async def search(self, vector: Any, limit: int, *args: Any, **kwargs: Any) -> Sequence[Any]:
+    async def find(self, query: str, limit: int, *args: Any, **kwargs: Any) -> Sequence[Any]:
         started = time.perf_counter()
         try:
-            hits: Sequence[Any] = await self._inner.search(vector, limit, *args, **kwargs)
+            hits: Sequence[Any] = await self._inner.find(query, limit, *args, **kwargs)
             return hits
         finally:
             self._histogram.observe(time.perf_counter() - started)
@@ -195,6 +195,6 @@ class _TimedSearch:
         return getattr(self._inner, name)
 
 
-def timed_retrieval(metrics: Metrics | None, index: Any) -> Any:
-    """The Chorus loop's index with its searches timed (the index itself when no metrics)."""
-    return index if metrics is None else _TimedSearch(index, metrics.retrieval)
+def timed_retrieval(metrics: Metrics | None, retriever: Any) -> Any:
+    """The Chorus loop's retriever with its searches timed (the retriever itself when no metrics)."""
+    return retriever if metrics is None else _TimedSearch(retriever, metrics.retrieval)

@@ -27,6 +27,7 @@ from choir.chorus.embed import Embedder, default_embedder
 from choir.chorus.indexer import Indexer
 from choir.chorus.llm import ExtractiveLLM, OpenAICompatibleLLM
 from choir.chorus.loop import ChorusLoop
+from choir.chorus.retrieval import Retriever
 from choir.chorus.service import ChorusService
 from choir.config import Settings
 from choir.engine import Clock, Coordinator, Writer, system_clock
@@ -48,7 +49,6 @@ from choir.server.preflight import Claims, StartRefused, claim
 from choir.server.runtime import Runtime
 from choir.store.sql import Store
 from choir.store.vectors import (
-    AsyncVectorIndex,
     EdgeVectorIndex,
     QdrantServerIndex,
     SqlVectorIndex,
@@ -127,7 +127,8 @@ async def _start(
     embedder = embedder or default_embedder()
     index = await asyncio.to_thread(_open_index, settings, store)
     indexer = Indexer(store, index, embedder, writer.snapshot, writer.execute_all)
-    chorus_loop = ChorusLoop(_llm(settings), embedder, AsyncVectorIndex(index), _fetcher(store))
+    retriever = Retriever(embedder, index, store)
+    chorus_loop = ChorusLoop(_llm(settings), embedder, retriever, _fetcher(store))
     chorus = ChorusService(chorus_loop, writer.execute, writer.snapshot, publisher.thread_event, metrics)
     chain: ChainService | None = None
     if settings.chain != "none":
@@ -148,6 +149,7 @@ async def _start(
         embedder=embedder,
         index=index,
         indexer=indexer,
+        retriever=retriever,
         chorus=chorus,
         chain=chain,
         claims=claims,

@@ -13,6 +13,7 @@ from choir.auth.service import AuthService
 from choir.chain.service import ChainService
 from choir.chorus.embed import Embedder
 from choir.chorus.indexer import Indexer
+from choir.chorus.retrieval import Retriever
 from choir.chorus.service import ChorusService
 from choir.config import Settings
 from choir.engine import Clock, CommitFeed, Writer
@@ -43,6 +44,7 @@ class Runtime:
     embedder: Embedder | None = None
     index: VectorIndex | None = None
     indexer: Indexer | None = None
+    retriever: Retriever | None = None
     chorus: ChorusService | None = None
     chain: ChainService | None = None
     # What this process owns among processes sharing the store (server.preflight), released last.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +22,7 @@ from sqlalchemy.pool import StaticPool
 
 from choir.ledger import Ledger
 from choir.program import Event, Message, Outcome, Params, State
-from choir.store import codec, schema, statelog
+from choir.store import codec, keywords, schema, statelog
 
 VERSION_KEY = "state_version"
 
@@ -55,10 +55,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 class Store:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, state_log: bool | None = None) -> None:
         self.url = url
         self.engine = make_engine(url)
         self._upsert = upsert_for(self.engine.dialect.name)
+        # The state log serves other processes catching up: kept where several may write.
+        self.logs_state = self.shared if state_log is None else state_log
 
     @property
     def dialect(self) -> str:
@@ -204,7 +206,7 @@ class Store:
             conn.execute(_SET_NOVELTY, novelty)
         if changes:
             self._log_changes(conn, changes)
-        if version is not None:
+        if version is not None and self.logs_state:
             statelog.write(conn, version, outcomes)
 
     def outcomes_since(self, conn: Connection, version: int, target: int) -> list[Outcome] | None:
@@ -250,6 +252,13 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(select(m).where(m.c.message_id.in_(list(message_ids))))
             return {r.message_id: dict(r._mapping) for r in rows}
+
+    def keyword_search(
+        self, query: str, limit: int, private_threads: Collection[str] = ()
+    ) -> list[keywords.KeywordHit]:
+        """Messages matching words of ``query`` (``store.keywords``), best first."""
+        with self.engine.connect() as conn:
+            return keywords.search(conn, query, limit, private_threads)
 
     def all_messages(self) -> list[Message]:
         with self.engine.connect() as conn:

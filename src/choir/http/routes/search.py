@@ -1,4 +1,4 @@
-"""Search over public messages by meaning."""
+"""Search: messages found by their words and by their meaning (hybrid retrieval, `chorus.retrieval`)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,13 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
-from choir.http.deps import deps, snapshot
+from choir.http.deps import deps, optional_user, snapshot
 from choir.http.errors import ApiError
 from choir.http.views import message_view
 from choir.program import Visibility
+from choir.store.keywords import terms
 
 router = APIRouter()
-# Hits below this cosine similarity are noise, not results.
-MIN_SCORE = 0.2
 
 
 @router.get("/api/search", tags=["search"])
@@ -22,21 +21,45 @@ async def search(
     request: Request,
     q: str = Query(min_length=1, max_length=1000, description="What to look for, in plain words."),
     limit: int = Query(20, ge=1, le=50),
+    mode: str = Query(
+        "hybrid", pattern="^(hybrid|vector)$", description="hybrid (words and meaning) or vector."
+    ),
 ) -> dict[str, Any]:
-    """Public messages most similar in meaning to ``q`` (AI answers excluded)."""
+    """Messages matching ``q`` by words or meaning, best first: public ones, and those of the private
+    threads the signed-in reader co-authors (AI answers excluded). ``terms`` are the query's words, for
+    highlighting."""
     d = deps(request)
-    embedder, index = d.embedder, d.index
-    if embedder is None or index is None:
+    if d.retriever is None:
         raise ApiError(503, "unavailable", "search is not running on this server")
-    vectors = await asyncio.to_thread(embedder.embed, [q])
-    hits = await asyncio.to_thread(index.search, vectors[0], limit, MIN_SCORE)
-    rows = await asyncio.to_thread(d.store.messages_by_id, [h.message_id for h in hits])
+    reader = await optional_user(request)
     snap = await snapshot(request)
+    private = (
+        [
+            t.thread_id
+            for t in snap.threads.values()
+            if t.visibility is Visibility.PRIVATE and t.member(reader)
+        ]
+        if reader
+        else []
+    )
+    found = await d.retriever.find(q, limit, private_threads=private, vector_only=mode == "vector")
+    rows = await asyncio.to_thread(d.store.messages_by_id, [f.message_id for f in found])
     results = []
-    for hit in hits:
+    for hit in found:
         row = rows.get(hit.message_id)
         thread = snap.threads.get(hit.thread_id)
-        if row is None or thread is None or thread.visibility is not Visibility.PUBLIC:
+        if row is None or thread is None:
             continue
-        results.append(message_view(row) | {"score": round(hit.score, 4), "thread_title": thread.title})
-    return {"query": q, "results": results}
+        if thread.visibility is not Visibility.PUBLIC and (reader is None or thread.member(reader) is None):
+            continue  # a thread made private since it was indexed
+        results.append(
+            message_view(row)
+            | {
+                "score": round(hit.score, 6),
+                "similarity": round(hit.cosine, 4),
+                "matched_words": hit.keyword_rank is not None,
+                "thread_title": thread.title,
+                "thread_visibility": thread.visibility.value,
+            }
+        )
+    return {"query": q, "terms": terms(q), "results": results}
