@@ -1,7 +1,13 @@
-"""Chorus building blocks: MiniLM embedding throughput and edge vector search latency.
+"""Chorus building blocks: MiniLM embedding throughput, edge vector search latency, and hybrid search.
 
-    python bench/bench_chorus.py            # full: search at 10k and 100k points (~3 min on 2 cores)
-    python bench/bench_chorus.py --quick    # 10k points only, fewer repetitions
+    python -m bench chorus            # full: search at 10k and 100k points (~6 min on 2 cores)
+    python -m bench chorus --quick    # 10k points only, fewer repetitions
+
+Embedding, in the same run: the numpy encoder (the fallback), onnxruntime on one intra-op thread (the
+default), and onnxruntime with int8 weights (with its cosine to the float model on the same texts).
+Hybrid search is `chorus.retrieval.Retriever` on a real SQLite store (FTS5) of that many messages
+(synthetic sentences over a 2,000-word vocabulary, random unit vectors in an optimized edge index):
+hybrid (keywords and vectors, fused) against vector only, each query embedded as the server does.
 
 Search uses what the Chorus asks (top 20, score >= 0.2, public and human only) over synthetic unit vectors:
 10% of points private and 5% AI answers, queries near stored points so that results pass the threshold.
@@ -20,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from choir.chorus.embed import MiniLMEmbedder
+from choir.chorus.embed import Embedder, MiniLMEmbedder
 from choir.store.vectors import EdgeVectorIndex, VectorPoint
 
 SEARCH_LIMIT = 20
@@ -38,7 +44,7 @@ def _sentences(n: int) -> list[str]:
     ]
 
 
-def _texts_per_s(embedder: MiniLMEmbedder, batch: int, texts: int) -> float:
+def _texts_per_s(embedder: Embedder, batch: int, texts: int) -> float:
     sentences = _sentences(texts)
     embedder.embed(sentences[:batch])  # warm-up: weights loaded, BLAS threads started
     start = time.perf_counter()
@@ -48,13 +54,25 @@ def _texts_per_s(embedder: MiniLMEmbedder, batch: int, texts: int) -> float:
 
 
 def bench_embed(quick: bool) -> list[Row]:
-    embedder = MiniLMEmbedder()
-    start = time.perf_counter()
-    embedder.load()
-    load_s = time.perf_counter() - start
-    rows = [("embed: load weights", f"{load_s * 1000:.0f}", "ms")]
-    for batch, texts in ((1, 30 if quick else 100), (32, 64 if quick else 256)):
-        rows.append((f"embed: batch {batch}", f"{_texts_per_s(embedder, batch, texts):.0f}", "texts/s"))
+    from choir.chorus.onnx_minilm import OnnxMiniLMEmbedder
+
+    engines: list[tuple[str, Embedder]] = [
+        ("numpy", MiniLMEmbedder()),
+        ("onnxruntime", OnnxMiniLMEmbedder()),
+        ("onnxruntime int8", OnnxMiniLMEmbedder(quantize=True)),
+    ]
+    rows: list[Row] = []
+    reference = engines[0][1].embed(_sentences(64))
+    for name, embedder in engines:
+        start = time.perf_counter()
+        embedder.embed(["warm up"])
+        rows.append((f"embed {name}: load", f"{(time.perf_counter() - start) * 1000:.0f}", "ms"))
+        for batch, texts in ((1, 30 if quick else 100), (32, 64 if quick else 256)):
+            rows.append(
+                (f"embed {name}: batch {batch}", f"{_texts_per_s(embedder, batch, texts):.0f}", "texts/s")
+            )
+        cosine = (embedder.embed(_sentences(64)) * reference).sum(axis=1)
+        rows.append((f"embed {name}: min cosine to numpy", f"{cosine.min():.6f}", ""))
     return rows
 
 
@@ -136,6 +154,82 @@ def bench_search(points: int, queries: int, dim: int = 384) -> list[Row]:
     return rows
 
 
+VOCABULARY_WORDS = 2000
+
+
+def bench_hybrid(points: int, queries: int, dim: int = 384) -> list[Row]:
+    """Hybrid against vector-only search through the Retriever, on a real store of `points` messages."""
+    from datetime import UTC, datetime
+
+    from choir.chorus.onnx_minilm import OnnxMiniLMEmbedder
+    from choir.chorus.retrieval import Retriever
+    from choir.engine import Coordinator
+    from choir.program import CreateThread, PostMessage
+    from choir.store.sql import Store
+
+    rng = np.random.default_rng(points + 1)
+    vocabulary = [f"w{i:04d}" for i in range(VOCABULARY_WORDS)]
+    # Zipf-like word frequencies, as in a chat: a few words everywhere, most of them rare.
+    weights = 1.0 / np.arange(1, VOCABULARY_WORDS + 1)
+    weights /= weights.sum()
+    label = f"{points // 1000}k"
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(f"sqlite:///{Path(tmp) / 'choir.db'}")
+        coordinator = Coordinator.open(store, clock=lambda: datetime(2026, 1, 1, tzinfo=UTC))
+        threads = 50
+        for t in range(threads):
+            coordinator.execute(CreateThread(f"author{t}", f"t{t}", f"Thread {t}"))
+        start = time.perf_counter()
+        for first in range(0, points, UPSERT_BATCH):
+            batch = []
+            for i in range(first, min(first + UPSERT_BATCH, points)):
+                words = rng.choice(vocabulary, size=12, p=weights)
+                batch.append(
+                    PostMessage(f"author{i % threads}", f"t{i % threads}", f"m{i}", f"{i} " + " ".join(words))
+                )
+            coordinator.execute_many(batch)
+        rows.append(
+            (
+                f"hybrid {label}: post (store + FTS5)",
+                f"{points / (time.perf_counter() - start):.0f}",
+                "messages/s",
+            )
+        )
+        vectors = _unit(rng, points, dim)
+        index = EdgeVectorIndex(Path(tmp) / "vectors", dim, background_optimize=False)
+        try:
+            for first in range(0, points, UPSERT_BATCH):
+                index.upsert(
+                    [
+                        VectorPoint(
+                            f"m{i}",
+                            f"t{i % threads}",
+                            vectors[i],
+                            "public",
+                            False,
+                            f"h{i}",
+                            f"author{i % threads}",
+                        )
+                        for i in range(first, min(first + UPSERT_BATCH, points))
+                    ]
+                )
+            index.optimize()
+            retriever = Retriever(OnnxMiniLMEmbedder(), index, store)
+            texts = [" ".join(rng.choice(vocabulary, size=3, p=weights)) for _ in range(queries)]
+            retriever.search(texts[0], SEARCH_LIMIT)  # warm-up
+            for name, vector_only in (("hybrid", False), ("vector only", True)):
+                lat = _latencies_ms(
+                    lambda i, v=vector_only: retriever.search(texts[i], SEARCH_LIMIT, (), v), queries
+                )
+                rows.append((f"hybrid {label}: {name} p50", f"{np.percentile(lat, 50):.2f}", "ms"))
+                rows.append((f"hybrid {label}: {name} p99", f"{np.percentile(lat, 99):.2f}", "ms"))
+        finally:
+            index.close()
+            store.close()
+    return rows
+
+
 def _print(rows: Sequence[Row]) -> None:
     width = max(len(r[0]) for r in rows)
     print(f"{'chorus benchmark':<{width}}  {'value':>10}  unit")
@@ -155,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes = (10_000,) if args.quick else (10_000, 100_000)
     for points in sizes:
         rows += bench_search(points, queries=200 if args.quick else 1000)
+    for points in sizes:
+        rows += bench_hybrid(points, queries=100 if args.quick else 300)
     _print(rows)
     return 0
 

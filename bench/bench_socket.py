@@ -323,7 +323,7 @@ async def run_once(
             for _ in range(connections)
         ]
         numbers = iter(range(posts))
-        in_flight = 1 if mode == "one by one" else args.window
+        in_flight = args.window if mode == "pipelined" else 1
 
         async def post_some() -> None:
             for n in numbers:
@@ -334,6 +334,9 @@ async def run_once(
                 )
 
         cpu_before = await settle(target.pid)
+        if mode == BURST_MODE:
+            # Committed at once, embedded over the next seconds: the posts below meet the indexer busy.
+            await index_burst(target, BURST_MESSAGES)
         started = time.perf_counter()
         await asyncio.gather(*(post_some() for _ in range(in_flight)))
         elapsed_s = time.perf_counter() - started
@@ -344,6 +347,43 @@ async def run_once(
     for i, sub in enumerate(subscribers):
         await sub.request("unsubscribe", {"thread_id": thread_id}, f"u{next(ids)}-{i}")
     return Row(len(subscribers), mode, posts, elapsed_s, latencies_ms, server_cpu)
+
+
+BURST_MODE = "one by one, indexing burst"
+BURST_MESSAGES = 1000
+BURST_PER_CONNECTION = 90  # under the 100-frame burst a connection may send
+
+
+async def index_burst(target: Target, messages: int) -> None:
+    """Post `messages` messages to threads nobody follows, as fast as the rate limits allow, and
+    return once all are committed (their embedding is still to come)."""
+    connections_needed = math.ceil(messages / BURST_PER_CONNECTION)
+    authors = [
+        await sign_in(target.http) for _ in range(math.ceil(connections_needed / CONNECTIONS_PER_USER))
+    ]
+    numbers = iter(range(messages))
+    async with contextlib.AsyncExitStack() as stack:
+        posters = []
+        for i in range(connections_needed):
+            author = authors[i // CONNECTIONS_PER_USER]
+            if i % CONNECTIONS_PER_USER == 0:
+                created = await target.http.post(
+                    "/api/threads",
+                    json={"title": "burst"},
+                    headers={"Cookie": f"choir_session={author.cookie}"},
+                )
+                thread_id = created.raise_for_status().json()["thread_id"]
+            ws = await stack.enter_async_context(open_socket(target.base, author, target.compression))
+            posters.append((Client(ws), thread_id))
+
+        async def post_from(client: Client, thread_id: str) -> None:
+            for n in itertools.islice(numbers, BURST_PER_CONNECTION):
+                text = f"burst {n}: notes on {['soil', 'bread', 'tyres', 'flights'][n % 4]} and {n * 7919 % 1000}"
+                await client.request("post", {"thread_id": thread_id, "content": text}, f"b{n}")
+
+        await asyncio.gather(*(post_from(c, t) for c, t in posters))
+        for client, _ in posters:
+            client.reader.cancel()
 
 
 async def run_anchor(url: str, pid: int, counts: list[int], args: argparse.Namespace) -> list[Row]:
@@ -406,7 +446,10 @@ async def bench(args: argparse.Namespace) -> tuple[list[Row], bool]:
                 target = Target(base, pid, http, args.compression)
                 ids = itertools.count()
                 for count in counts:
-                    for mode in ("one by one", "pipelined"):
+                    modes = ["one by one", "pipelined"] + (
+                        [BURST_MODE] if args.burst and count == max(counts) else []
+                    )
+                    for mode in modes:
                         row = await run_once(target, subscribers[:count], mode, args, ids)
                         rows.append(row)
                         print("  " + "  ".join(row.cells()), file=sys.stderr, flush=True)
@@ -439,6 +482,14 @@ def print_table(rows: list[Row], args: argparse.Namespace, deflate: bool) -> Non
     for line in table:
         print("  ".join(cell.rjust(w) for cell, w in zip(line, widths, strict=True)))
     choir = {r.subscribers: r for r in rows if r.mode == "one by one"}
+    for burst in (r for r in rows if r.mode == BURST_MODE):
+        calm = sorted(choir[burst.subscribers].latencies_ms)
+        busy = sorted(burst.latencies_ms)
+        print(
+            f"indexing burst of {BURST_MESSAGES} messages at {burst.subscribers} subscribers: "
+            f"p99 {percentile(busy, 99):.1f} ms vs {percentile(calm, 99):.1f} ms "
+            f"({percentile(busy, 99) / percentile(calm, 99):.2f}x)"
+        )
     for anchor in (r for r in rows if r.mode == "raw anchor" and r.subscribers in choir):
         ours, raw = sorted(choir[anchor.subscribers].latencies_ms), sorted(anchor.latencies_ms)
         p50 = percentile(ours, 50) / percentile(raw, 50)
@@ -458,6 +509,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--posts", type=int, default=None, help="posts per run (default 300; 30 with --quick)"
     )
     parser.add_argument("--window", type=int, default=8, help="posts in flight when pipelined")
+    parser.add_argument(
+        "--no-burst",
+        dest="burst",
+        action="store_false",
+        help=f"skip the run during an indexing burst ({BURST_MESSAGES} messages committed just before it)",
+    )
     parser.add_argument(
         "--no-anchor", dest="anchor", action="store_false", help="skip the raw anchor (bench/raw_anchor.py)"
     )

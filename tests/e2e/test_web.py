@@ -365,7 +365,9 @@ def test_ask_choir_and_follow_a_citation(crowd: Crowd, screenshots: Path) -> Non
     )
     assert phases[0] == "action" and phases[-1] == "yield", phases
     assert set(phases) == {"action", "experience", "intention", "observation", "update", "yield"}
-    expect(answer.locator(".run-question")).to_have_text("You asked: Where do grey herons build their nests?")
+    expect(answer.locator(".answer-question")).to_have_text(
+        "Question: Where do grey herons build their nests?"
+    )
     cite = answer.locator(".message-body button.cite").first
     expect(cite).to_be_visible()
     cite.click()
@@ -374,6 +376,12 @@ def test_ask_choir_and_follow_a_citation(crowd: Crowd, screenshots: Path) -> Non
     expect(panel.locator(".prior-content")).to_contain_text("Grey herons build their nests")
     expect(panel.locator(".prior-content")).to_have_attribute("data-message-id", str(prior_id))
     ada.page.screenshot(path=screenshots / "chorus.png")
+    # After a reload the answer still shows the question it answers.
+    ada.page.reload()
+    expect(ada.page.locator("li.message.ai .answer-question")).to_have_text(
+        "Question: Where do grey herons build their nests?"
+    )
+    ada.page.locator("li.message.ai .message-body button.cite").first.click()
 
     panel.get_by_role("button", name="Open in its thread").click()
     expect(panel).to_be_hidden()

@@ -16,7 +16,8 @@ from choir.store.vectors import SqlVectorIndex, VectorIndexError
 @pytest.fixture
 def pair(postgres_url: str):  # type: ignore[no-untyped-def]
     url = migrated(postgres_url)
-    first, second = SqlVectorIndex(url, DIM), SqlVectorIndex(url, DIM)
+    # Exact across replicas (no read-ahead window): what one writes, the other searches at once.
+    first, second = SqlVectorIndex(url, DIM, refresh_age_s=0), SqlVectorIndex(url, DIM, refresh_age_s=0)
     yield first, second
     first.close()
     second.close()
@@ -66,7 +67,7 @@ def test_concurrent_writers_leave_replicas_identical(pair) -> None:  # type: ign
 )
 def test_any_history_leaves_the_replica_equal_to_the_table(tmp_path_factory, ops) -> None:  # type: ignore[no-untyped-def]
     url = migrated(f"sqlite:///{tmp_path_factory.mktemp('v') / 'choir.db'}")
-    writer, reader = SqlVectorIndex(url, DIM), SqlVectorIndex(url, DIM)
+    writer, reader = SqlVectorIndex(url, DIM), SqlVectorIndex(url, DIM, refresh_age_s=0)
     try:
         for op, n, flag in ops:
             if op == "up":
@@ -93,3 +94,18 @@ def test_a_table_of_another_size_is_refused(tmp_path) -> None:  # type: ignore[n
     small.close()
     with pytest.raises(VectorIndexError, match="size 8, not 16"):
         SqlVectorIndex(url, 16)
+
+
+def test_another_process_s_write_is_searched_within_the_refresh_age(postgres_url: str) -> None:
+    import time
+
+    url = migrated(postgres_url)
+    writer, reader = SqlVectorIndex(url, DIM), SqlVectorIndex(url, DIM, refresh_age_s=0.2)
+    try:
+        reader.search(unit(5), 1)  # the reader has just read the table
+        writer.upsert([point("late", unit(5))])
+        time.sleep(0.25)
+        assert [h.message_id for h in reader.search(unit(5), 1)] == ["late"]
+    finally:
+        writer.close()
+        reader.close()

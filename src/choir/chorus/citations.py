@@ -152,5 +152,49 @@ def ground(
     """The whole rule the loop applies: keep valid markers; if none survive, attribute by similarity."""
     text, citations = resolve(answer, priors)
     if citations:
-        return text, citations
+        return drop_unsupported(text, priors, embedder)
     return attribute_sentences(text, priors, embedder, threshold)
+
+
+def drop_unsupported(text: str, priors: Sequence[Prior], embedder: Embedder) -> tuple[str, list[Citation]]:
+    """Remove each marker whose prior does not support the sentence it ends (the calibrated measure of
+    `chorus.relevance`: similarity, shared words, and not a question itself)."""
+    from choir.chorus import relevance
+
+    table = _by_number(priors)
+    sentences = split_sentences(text)
+    cited = [(s, [n for n in extract_markers(s) if n in table]) for s in sentences]
+    pairs = [(s, n) for s, numbers in cited for n in numbers]
+    if not pairs:
+        return text, []
+    vectors = embedder.embed([s for s, _ in pairs] + [table[n].content for _, n in pairs])
+    half = len(pairs)
+    keep: set[tuple[str, int]] = set()
+    for i, (sentence, n) in enumerate(pairs):
+        cosine = float(vectors[i] @ vectors[half + i])
+        judged = relevance.judge(_without_markers(sentence), [(table[n].content, cosine)])[0]
+        if judged.relevance >= relevance.BAR:
+            keep.add((sentence, n))
+    # Edited in place, so the answer keeps its lines (a quote stays a quote).
+    cleaned, cursor = text, 0
+    for sentence, numbers in cited:
+        at = cleaned.find(sentence, cursor)
+        if at < 0:
+            continue
+        dropped = {n for n in numbers if (sentence, n) not in keep}
+        replacement = _drop_markers(sentence, dropped) if dropped else sentence
+        cleaned = cleaned[:at] + replacement + cleaned[at + len(sentence) :]
+        cursor = at + len(replacement)
+    return cleaned, [_citation(table[n]) for n in extract_markers(cleaned) if n in table]
+
+
+def _without_markers(sentence: str) -> str:
+    return _MARKER.sub("", sentence)
+
+
+def _drop_markers(sentence: str, numbers: set[int]) -> str:
+    def keep_others(match: re.Match[str]) -> str:
+        kept = [n for n in (int(x) for x in match.group(2).split(",")) if n not in numbers]
+        return match.group(1) + "[" + ", ".join(map(str, kept)) + "]" if kept else ""
+
+    return _MARKER_WITH_BLANK.sub(keep_others, sentence)

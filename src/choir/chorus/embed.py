@@ -371,14 +371,17 @@ class SentenceTransformerEmbedder:
         return np.asarray(vectors, dtype=np.float32)
 
 
-_default: MiniLMEmbedder | None = None
+_default: Embedder | None = None
 _default_lock = threading.Lock()
 
 
-def default_embedder() -> MiniLMEmbedder:
-    """The process-wide default embedder (weights still load lazily, on first use)."""
+def default_embedder() -> Embedder:
+    """The process-wide default embedder (weights still load lazily, on first use): MiniLM in
+    onnxruntime (`chorus.onnx_minilm`), or on numpy when onnxruntime is not installed."""
     global _default
     with _default_lock:
         if _default is None:
-            _default = MiniLMEmbedder()
+            from choir.chorus import onnx_minilm  # imports this module: loaded here, not at the top
+
+            _default = onnx_minilm.OnnxMiniLMEmbedder() if onnx_minilm.available() else MiniLMEmbedder()
         return _default

@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, TypeVar
 
+import numpy as np
+
 from choir.chorus.embed import Embedder
 from choir.engine import Commit, Result, Snapshot, Snapshots
 from choir.program import AI_AUTHOR, Instruction, Message, Outcome, SetNovelty, Thread, Visibility
@@ -128,9 +130,10 @@ class Indexer:
         batch: list[VectorPoint] = []
         for (m, thread), vector in zip(rows, vectors, strict=True):
             if m.novelty_ppm is None and m.author != AI_AUTHOR:
-                # Earlier messages of this batch must be searchable before measuring a later one.
-                self._flush(batch)
-                measured.append((m.message_id, self._novelty(m.message_id, vector)))
+                # Against the index and against this batch's earlier public human messages (compared
+                # here rather than written first: one write per batch, not one per message).
+                earlier = [p.vector for p in batch if not p.is_ai]
+                measured.append((m.message_id, self._novelty(m.message_id, vector, earlier)))
             if _public(thread):
                 batch.append(_point(m, thread, vector))
         self._flush(batch)
@@ -142,9 +145,10 @@ class Indexer:
             self.indexed += len(batch)
             batch.clear()
 
-    def _novelty(self, message_id: str, vector: Any) -> int:
+    def _novelty(self, message_id: str, vector: Any, earlier: Sequence[Any] = ()) -> int:
         hits = self.index.search(vector, NOVELTY_NEIGHBOURS, None, public_only=True, exclude_ai=True)
         scores = [h.score for h in hits if h.message_id != message_id]
+        scores += [float(np.dot(vector, other)) for other in earlier]
         return novelty_ppm(max(scores) if scores else None)
 
     def catch_up(self) -> list[tuple[str, int]]:

@@ -239,10 +239,7 @@ class ExtractiveLLM:
 
     def _answer(self, priors: Sequence[tuple[int, str]]) -> str:
         if not priors:
-            return (
-                "No language model is configured, and no earlier public message matches this question yet, "
-                "so there is nothing to quote."
-            )
+            return "The community has not written about this yet: no earlier public message answers it."
         quotes = [f"> {_shorten(text, self.quote_chars_max)} [{n}]" for n, text in priors[: self.quotes_max]]
         return NO_MODEL_NOTICE + " The closest messages:\n\n" + "\n\n".join(quotes)
 

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from choir.chorus import prompts
+from choir.chorus import prompts, relevance
 from choir.chorus.citations import Citation, Prior, ground
 from choir.chorus.embed import Embedder
 from choir.chorus.llm import LLM
@@ -73,6 +73,13 @@ class Answer:
     first_event_ms: float | None = None
 
 
+# What people read of the update phase's decision (the loop reads LOOP or RETURN).
+DECISIONS_SHOWN: Final = {
+    "LOOP": "Something is missing: searching the community's messages again.",
+    "RETURN": "Enough is known: writing the answer.",
+}
+
+
 class ChorusLoop:
     def __init__(
         self,
@@ -109,7 +116,10 @@ class ChorusLoop:
             messages: list[dict[str, str]] | None,
             intro: str = "",
             tokens: int = PHASE_TOKENS_MAX,
+            shown: Callable[[str], str] | None = None,
         ) -> str:
+            """One phase, streamed as it is written; with ``shown``, only what it makes of the whole
+            text is shown (a decision word is for the loop, not for people)."""
             machine.enter(name)
             t0 = time.perf_counter()
             await timed_emit(name, "start", "")
@@ -119,8 +129,9 @@ class ChorusLoop:
             if messages is not None:
                 async for delta in self.llm.stream(messages, max_tokens=tokens):
                     text += delta
-                    await timed_emit(name, "delta", delta)
-            await timed_emit(name, "end", text)
+                    if shown is None:
+                        await timed_emit(name, "delta", delta)
+            await timed_emit(name, "end", text if shown is None else shown(text))
             timings[name] = timings.get(name, 0.0) + (time.perf_counter() - t0) * 1000
             return text
 
@@ -139,17 +150,24 @@ class ChorusLoop:
                 "observation", prompts.observation_messages(question, priors, notes)
             )
             decision_text = await phase(
-                "update", prompts.update_messages(question, notes, loops_done=machine.loops), tokens=8
+                "update",
+                prompts.update_messages(question, notes, loops_done=machine.loops),
+                tokens=8,
+                shown=lambda text: DECISIONS_SHOWN[prompts.parse_decision(text)],
             )
             decision = prompts.parse_decision(decision_text)
             if decision == "RETURN" or machine.loops >= self.max_loops:
                 break
             # Search again with what the observation found missing.
             query = f"{question}\n{notes['observation']}"
+        # Only the priors that support an answer reach it (chorus.relevance): a neighbour on the same
+        # subject, or a message asking the same question, is found but not cited.
+        judged = relevance.supporting(question, [(p.content, p.score) for p in priors])
+        cited = [priors[j.index] for j in judged]
         answer = await phase(
-            "yield", prompts.yield_messages(question, priors, notes), tokens=ANSWER_TOKENS_MAX
+            "yield", prompts.yield_messages(question, cited, notes), tokens=ANSWER_TOKENS_MAX
         )
-        text, citations = await asyncio.to_thread(ground, answer.strip(), priors, self.embedder)
+        text, citations = await asyncio.to_thread(ground, answer.strip(), cited, self.embedder)
         return Answer(text, citations, priors, machine.loops, timings, first[0] if first else None)
 
     async def _retrieve(self, query: str, known: list[Prior]) -> list[Prior]:

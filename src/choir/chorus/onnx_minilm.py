@@ -257,6 +257,8 @@ class OnnxMiniLMEmbedder:
 
     def _parts(self) -> tuple[Any, Any]:
         model_dir = self._model_dir or minilm_model_dir()
+        if not (model_dir / "model.safetensors").is_file():
+            raise EmbedderError(f"no model.safetensors under {model_dir}")
         if self._tokenizer is None:
             self._tokenizer = _load_tokenizer(model_dir, self._max_tokens)
         return _session(model_dir, self._quantize, self._threads), self._tokenizer

@@ -19,7 +19,6 @@ from choir.chorus.prompts import Phase
 from choir.engine.ports import Execute, Publish, Snapshots
 from choir.ops.metrics import Metrics, timed_retrieval
 from choir.program import CitationInput, PostAnswer, Visibility
-from choir.program.errors import DuplicateContent
 
 log = logging.getLogger(__name__)
 # Asks running at once in this process; more wait their turn (a model is one resource).
@@ -94,7 +93,7 @@ class ChorusService:
                 answer = await self.loop.run(prompt, emit)
                 if self.metrics is not None:  # phase and first-event latencies
                     self.metrics.observe_answer(answer.phase_ms, answer.first_event_ms)
-                await self._post(ask_id, asker, thread_id, answer)
+                await self._post(ask_id, asker, thread_id, prompt, answer)
             except asyncio.CancelledError:
                 log.info("ask %s cancelled: the asker left", ask_id)
                 raise
@@ -111,19 +110,14 @@ class ChorusService:
         if echo is not None:
             echo(thread_id, PHASE_KIND, data)
 
-    async def _post(self, ask_id: str, asker: str, thread_id: str, answer: Answer) -> None:
+    async def _post(self, ask_id: str, asker: str, thread_id: str, question: str, answer: Answer) -> None:
         text = answer.text.strip() or "I found nothing to say about that."
-        text = _clip_utf8(text, MAX_ANSWER_BYTES)
-        content = text
+        content = _clip_utf8(text, MAX_ANSWER_BYTES)
         citations = tuple(_citation_input(c) for c in answer.citations)
         message_id = secrets.token_hex(12)
-        for attempt in range(3):
-            try:
-                await self.execute(PostAnswer(ask_id, asker, thread_id, message_id, content, citations))
-                return
-            except DuplicateContent:
-                # The same question asked again in this thread gets the same answer; say so.
-                content = f"{text}\n\n_(asked again: {ask_id}{'.' * attempt})_"
+        # The question is kept with its answer (shown above it to everyone, after a reload too).
+        question = _clip_utf8(question.strip(), MAX_ANSWER_BYTES) or "(no question)"
+        await self.execute(PostAnswer(ask_id, asker, thread_id, message_id, content, citations, question))
 
 
 def _clip_utf8(text: str, limit_bytes: int) -> str:

@@ -60,4 +60,5 @@ def message_view(row: dict[str, Any]) -> dict[str, Any]:
         "published_at": iso(row["published_at"]),
         "ask_id": row["ask_id"],
         "citations": [{"n": n, "message_id": m, "score": s / 1e6} for n, m, s in row["citations"]],
+        "question": row.get("question"),
     }

@@ -53,6 +53,7 @@ class PostAnswer:
     message_id: str
     content: str
     citations: tuple[CitationInput, ...] = ()
+    question: str = ""  # what was asked, shown with the answer (empty: not kept)
 
 
 @dataclass(frozen=True, slots=True)

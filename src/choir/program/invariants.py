@@ -70,6 +70,7 @@ def _thread_problems_of(state: State, threads: Iterable[Thread]) -> list[str]:
             problems.append(
                 f"thread {thread.thread_id} has more than {state.params.max_co_authors} co-authors"
             )
+        published += state.answers.get(thread.thread_id, 0)
         if published != thread.message_count:
             problems.append(f"thread {thread.thread_id}: message count {thread.message_count} is wrong")
     return problems

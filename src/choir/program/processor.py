@@ -48,6 +48,7 @@ from choir.program.state import (
     Message,
     Notice,
     Outcome,
+    Params,
     Spec,
     SpecStatus,
     State,
@@ -156,10 +157,13 @@ def _publish(
     novelty_ppm: int | None,
     ask_id: str | None = None,
     citations: tuple[Citation, ...] = (),
+    question: str | None = None,
 ) -> None:
     digest = content_hash(content)
     taken = hashes.get(digest) if (hashes := tx.state.hashes.get(thread.thread_id)) else None
-    if taken is not None and taken != message_id:
+    # A person may not post the same thing twice in a thread; the AI answering the same question
+    # again with the same answer is not a duplicate.
+    if taken is not None and taken != message_id and author != AI_AUTHOR:
         raise errors.DuplicateContent(f"the same content is already in {thread.thread_id!r}")
     current = tx.thread(thread.thread_id)
     seq = current.last_seq + 1
@@ -172,10 +176,22 @@ def _publish(
         "citations": [{"n": c.n, "message_id": c.message_id, "score": c.score_ppm / 1e6} for c in citations],
         "ask_id": ask_id,
     }
+    if ask_id is not None:
+        data["question"] = question
     tx.events.append(Event(thread.thread_id, seq, "message.posted", data, tx.now))
     tx.messages.append(
         Message(
-            message_id, thread.thread_id, author, content, digest, tx.now, seq, novelty_ppm, ask_id, citations
+            message_id,
+            thread.thread_id,
+            author,
+            content,
+            digest,
+            tx.now,
+            seq,
+            novelty_ppm,
+            ask_id,
+            citations,
+            question,
         )
     )
 
@@ -406,18 +422,25 @@ def _post_answer(tx: Tx, ins: PostAnswer) -> None:
     asker = check_actor(ins.asker)
     message_id = check_id(ins.message_id, "message_id")
     content = check_content(ins.content, tx.state.params)
+    question = _check_question(ins.question, tx.state.params)
     thread = tx.thread(check_id(ins.thread_id, "thread_id"))
     check_new_id(tx.state, message_id)
     inputs = _check_citations(ins.citations)
     _record(tx, ask_id, asker, thread.thread_id, inputs)
     citations = tuple(Citation(c.n, c.message_id, c.score_ppm) for c in inputs)
-    _publish(tx, thread, message_id, AI_AUTHOR, content, NOVELTY_ONE_PPM, ask_id, citations)
+    _publish(tx, thread, message_id, AI_AUTHOR, content, NOVELTY_ONE_PPM, ask_id, citations, question)
     tx.result = {
         "message_id": message_id,
         "seq": tx.thread(thread.thread_id).last_seq,
         "recorded": len(tx.citations),
         "eligible": sum(r.eligible for r in tx.citations),
     }
+
+
+def _check_question(value: object, params: Params) -> str | None:
+    if value == "":
+        return None
+    return check_content(value, params)
 
 
 def _record(tx: Tx, ask_id: str, asker: str, asking_thread: str, inputs: tuple[CitationInput, ...]) -> None:

@@ -110,6 +110,8 @@ class Message:
     novelty_ppm: int | None = 1_000_000
     ask_id: str | None = None
     citations: tuple[Citation, ...] = ()
+    # An AI answer keeps the question it answers (not part of its content or its hash).
+    question: str | None = None
 
     @property
     def is_ai(self) -> bool:
@@ -243,6 +245,9 @@ class State:
     # epoch -> message id -> (author, novelty weight, None while it is being measured)
     epoch_posts: dict[int, dict[str, tuple[str, int | None]]] = field(default_factory=dict)
     epoch_citations: dict[int, list[CitationRecord]] = field(default_factory=dict)
+    # thread -> number of AI answers: they are not in `hashes` (the same question asked again gets the
+    # same answer, which is not a duplicate post).
+    answers: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def genesis(cls, genesis_at: datetime, params: Params | None = None) -> State:
@@ -299,7 +304,10 @@ class State:
         self.messages[message.message_id] = MessageRef(
             message.thread_id, message.author, message.content_hash, epoch, message.novelty_ppm
         )
-        self.hashes.setdefault(message.thread_id, {})[message.content_hash] = message.message_id
+        if message.is_ai:
+            self.answers[message.thread_id] = self.answers.get(message.thread_id, 0) + 1
+        else:
+            self.hashes.setdefault(message.thread_id, {})[message.content_hash] = message.message_id
         if not message.is_ai and epoch not in self.epochs:
             self.epoch_posts.setdefault(epoch, {})[message.message_id] = (message.author, message.novelty_ppm)
 

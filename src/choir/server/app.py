@@ -125,6 +125,11 @@ async def _start(
     metrics = Metrics()
     metrics.count_connections(lambda: hub.connection_count)
     embedder = embedder or default_embedder()
+    # The model loads (and the ONNX graph is built) before serving: on first use it would hold the
+    # GIL for seconds while the first people post.
+    load = getattr(embedder, "load", None)
+    if callable(load):
+        await asyncio.to_thread(load)
     index = await asyncio.to_thread(_open_index, settings, store)
     indexer = Indexer(store, index, embedder, writer.snapshot, writer.execute_all)
     retriever = Retriever(embedder, index, store)

@@ -106,6 +106,7 @@ def message_row(m: Message, html: str) -> dict[str, Any]:
         "novelty_ppm": m.novelty_ppm,
         "ask_id": m.ask_id,
         "citations": [[c.n, c.message_id, c.score_ppm] for c in m.citations],
+        "question": m.question,
     }
 
 
@@ -121,6 +122,7 @@ def message_from(row: Row) -> Message:
         novelty_ppm=row["novelty_ppm"],
         ask_id=row["ask_id"],
         citations=tuple(Citation(n, mid, s) for n, mid, s in row["citations"]),
+        question=row.get("question"),
     )
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    text,
 )
 
 
@@ -121,8 +122,18 @@ messages = Table(
     Column("novelty_ppm", Integer, nullable=True),
     Column("ask_id", String(32)),
     Column("citations", JSONText, nullable=False),
+    # An AI answer's question (NULL for a person's message).
+    Column("question", Text, nullable=True),
     Index("ix_messages_thread_seq", "thread_id", "seq", unique=True),
-    Index("ix_messages_thread_hash", "thread_id", "content_hash", unique=True),
+    # A person posts the same content once per thread; AI answers (ask_id set) may repeat.
+    Index(
+        "ix_messages_thread_hash",
+        "thread_id",
+        "content_hash",
+        unique=True,
+        sqlite_where=text("ask_id IS NULL"),
+        postgresql_where=text("ask_id IS NULL"),
+    ),
 )
 
 events = Table(

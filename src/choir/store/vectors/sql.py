@@ -16,6 +16,7 @@ core), which suits a community up to a few hundred thousand messages; past that 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
@@ -43,13 +44,18 @@ from choir.store.vectors.protocol import (
 )
 
 _INITIAL_CAPACITY: Final = 1024
+# A search reads the table's new writes unless the replica read them this recently: searches come in
+# bursts (the indexer measures each new message's novelty), and one read serves a burst.
+REFRESH_AGE_S: Final = 0.05
 _table = schema.vector_points
 
 
 class SqlVectorIndex:
     """The `vector_points` table, searched through an in-memory replica kept in revision order."""
 
-    def __init__(self, url_or_engine: str | Engine, dim: int = DEFAULT_DIM) -> None:
+    def __init__(
+        self, url_or_engine: str | Engine, dim: int = DEFAULT_DIM, *, refresh_age_s: float = REFRESH_AGE_S
+    ) -> None:
         self._owns_engine = isinstance(url_or_engine, str)
         self._engine = make_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
         self._upsert = upsert_for(self._engine.dialect.name)
@@ -57,6 +63,8 @@ class SqlVectorIndex:
         self._lock = threading.Lock()
         self._closed = False
         self._rev = 0
+        self._refreshed_at = 0.0
+        self._refresh_age_s = refresh_age_s
         self._slot_of: dict[str, int] = {}
         self._free: list[int] = []
         self._size = 0
@@ -138,13 +146,17 @@ class SqlVectorIndex:
 
     # -- the replica ---------------------------------------------------------------------------------
 
-    def refresh(self) -> int:
-        """Apply the table's writes after this replica's revision; returns how many there were."""
+    def refresh(self, *, max_age_s: float = 0.0) -> int:
+        """Apply the table's writes after this replica's revision; returns how many there were.
+        With ``max_age_s``, a replica read from the table that recently is used as it is."""
         engine = self._live()
         with self._lock:
+            if max_age_s and time.monotonic() - self._refreshed_at < max_age_s:
+                return 0
             query = select(_table).where(_table.c.rev > self._rev).order_by(_table.c.rev)
             with engine.connect() as conn:
                 rows = conn.execute(query).all()
+            self._refreshed_at = time.monotonic()
             for row in rows:
                 self._apply(row._mapping)
             return len(rows)
@@ -198,7 +210,8 @@ class SqlVectorIndex:
         _check_search(limit, score_threshold)
         query = np.asarray(_check_vector(vector, self._dim), dtype=np.float32)
         query /= np.linalg.norm(query)
-        self.refresh()
+        # This process's own writes are applied as they are made; the others' within refresh_age_s.
+        self.refresh(max_age_s=self._refresh_age_s)
         with self._lock:
             n = self._size
             mask = self._alive[:n].copy()
@@ -206,10 +219,19 @@ class SqlVectorIndex:
                 mask &= self._public[:n]
             if exclude_ai:
                 mask &= self._human[:n]
+            # Every row scored in one product (BLAS, without the GIL), then the wanted ones kept: no copy
+            # of the matrix's selected rows per search.
+            all_scores = self._matrix[:n] @ query
             slots = np.flatnonzero(mask)
-            scores = self._matrix[slots] @ query
+            scores = all_scores[slots]
             if score_threshold is not None:
                 keep = scores >= score_threshold
+                slots, scores = slots[keep], scores[keep]
+            if len(slots) > limit:
+                # The best `limit` in linear time (and the ties at the cut, so the order below decides
+                # them), then only those are sorted: no Python-level sort over the whole index.
+                cut = np.partition(scores, len(scores) - limit)[len(scores) - limit]
+                keep = scores >= cut
                 slots, scores = slots[keep], scores[keep]
             # Best first; equal scores in message-id order, so every replica breaks ties alike.
             order = sorted(range(len(slots)), key=lambda i: (-float(scores[i]), self._id_at(int(slots[i]))))

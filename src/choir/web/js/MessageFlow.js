@@ -147,6 +147,8 @@ export class MessageFlow {
           nameNode(m.author, "author"),
           isAi ? h("span", { class: "badge ai-badge" }, "AI") : null,
           when ? h("time", { datetime: when, class: "muted small" }, formatTime(when)) : null),
+        // An answer shows the question it answers, to everyone and after a reload.
+        isAi && m.question ? h("p", { class: "answer-question muted small" }, `Question: ${m.question}`) : null,
         body,
         h("div", { class: "message-status" })));
     if (m.message_id) item.dataset.messageId = m.message_id;
@@ -234,7 +236,7 @@ export class MessageFlow {
     fill(run.querySelector(".run-status"), h("span", { class: err?.code === "unavailable" ? "muted" : "failed", role: "alert" }, describeError(err)));
   }
 
-  /** A chorus.phase event {ask_id, phase, state, text}. */
+  /** A chorus.phase event {ask_id, phase, state, text}; its text is shown as prose (see readable). */
   phase({ ask_id: askId, phase, state, text }) {
     let run = this.runs.get(askId);
     if (!run) {
@@ -247,8 +249,9 @@ export class MessageFlow {
     let block = [...phases.children].reverse().find((d) => d.dataset.phase === phase && d.dataset.state !== "end");
     if (state === "start" || !block) block = this._phaseBlock(phases, phase);
     const out = block.querySelector(".phase-text");
-    if (text && state === "delta") out.textContent += text;
-    else if (text && !out.textContent) out.textContent = text; // start or end carrying the whole text
+    if (text && state === "delta") block.dataset.raw = (block.dataset.raw || "") + text;
+    else if (text && !block.dataset.raw) block.dataset.raw = text; // start or end carrying the whole text
+    if (block.dataset.raw) out.textContent = readable(block.dataset.raw);
     if (state === "end") {
       block.dataset.state = "end";
       fill(block.querySelector(".phase-state"), "done");
@@ -292,7 +295,7 @@ export class MessageFlow {
       h("summary", {}, `How Choir answered (${phases.children.length} phases)`), phases);
     const article = answerItem.querySelector("article");
     const question = run.querySelector(".run-question");
-    if (run.dataset.asked) article.querySelector(".message-head").after(question);
+    if (run.dataset.asked && !article.querySelector(".answer-question")) article.querySelector(".message-head").after(question);
     article.append(trace);
   }
 
@@ -331,4 +334,13 @@ export class MessageFlow {
   hasMessage(messageId) {
     return Boolean(this._byId(messageId));
   }
+}
+
+/** A phase's text as people read it: Markdown quote, heading and emphasis marks dropped, and a bare
+ * similarity score named. The answer itself is shown rendered; the trace is its working. */
+export function readable(text) {
+  return text
+    .replace(/^[ \t]{0,3}(?:>[ \t]?|#{1,6}[ \t]+)/gm, "")
+    .replace(/\*\*|__|`/g, "")
+    .replace(/\((0\.\d\d|1\.00)\)$/gm, "(similarity $1)");
 }

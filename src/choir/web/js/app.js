@@ -6,6 +6,7 @@ import { ChoirChat } from "./ChoirChat.js";
 import * as keystore from "./keystore.js";
 import { notify, describeError } from "./notify.js";
 import { PriorPanel } from "./PriorPanel.js";
+import { SearchBox } from "./SearchBox.js";
 import { onRoute, threadHash } from "./router.js";
 import { SignIn } from "./SignIn.js";
 import { ChoirSocket, socketUrl } from "./socket.js";
@@ -57,6 +58,10 @@ async function start(me, key) {
   wallet.set(me, key);
   wallet.refresh();
   const threads = new ThreadList($("thread-list"));
+  if (!exposed.search) {
+    $("search-box").hidden = false;
+    exposed.search = new SearchBox($("search-box"));
+  }
   const prior = new PriorPanel($("prior-panel"), {
     onJump: (threadId, messageId) => {
       prior.close();
