@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from choir.chorus import relevance
-from choir.chorus.embed import Embedder, default_embedder
+from choir.chorus.embed import Embedder
+from choir.chorus.embedders import default_embedder
 from choir.chorus.retrieval import Retriever
 from choir.engine import Coordinator
 from choir.program import CreateThread, PostMessage

@@ -178,7 +178,9 @@ async def chatter(clock: Clock, users: list[User], rounds: int, topics: list[str
                 ack = await sock.request("post", {"thread_id": tid, "content": content})
                 assert ack["type"] == "ack", ack
         async with users[0].http() as http:
-            ask = await http.post(f"/api/threads/{threads[0]}/ask", json={"prompt": "What do birds do?"})
+            ask = await http.post(
+                f"/api/threads/{threads[0]}/ask", json={"prompt": "How do mushrooms spread underground?"}
+            )
             assert ask.status_code == 202
         await asyncio.sleep(1.0)  # the answer and the novelty measurements land
         clock.advance(EPOCH_S / 2)

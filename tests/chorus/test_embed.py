@@ -13,9 +13,9 @@ from choir.chorus.embed import (
     Embedder,
     EmbedderError,
     MiniLMEmbedder,
-    default_embedder,
     minilm_model_dir,
 )
+from choir.chorus.embedders import default_embedder
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "minilm_reference.npz"
 TOLERANCE = 1e-5

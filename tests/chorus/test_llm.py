@@ -282,7 +282,7 @@ async def test_extractive_yield_quotes_priors_with_markers() -> None:
 
 async def test_extractive_without_priors_says_so() -> None:
     text = await collect_sync(ExtractiveLLM(), prompts.yield_messages("Anything?", []), max_tokens=500)
-    assert "No language model is configured" in text
+    assert "The community has not written about this yet" in text
     assert "[" not in text
 
 

@@ -8,7 +8,7 @@ import pytest
 from bench.bench_relevance import after, before, load_cases, score
 
 from choir.chorus import relevance
-from choir.chorus.embed import default_embedder
+from choir.chorus.embedders import default_embedder
 
 
 def test_a_question_is_told_from_an_answer() -> None:

@@ -20,9 +20,10 @@ POST_STATEMENTS = 6
 SIGN_IN_STATEMENTS = 11
 # A thread page: the thread (session, display names) and its messages (session, one page).
 THREAD_PAGE_STATEMENTS = 4
-# An ask with a cited prior: the session, the priors' rows, and the answer with its citation
-# records in one commit (version, thread, message, event, citations, change log: 7).
-ASK_STATEMENTS = 9
+# An ask with a cited prior: the session, the keyword half of the hybrid retrieval (one full-text
+# query), the priors' rows, and the answer with its citation records in one commit (version, thread,
+# message, event, citations, change log: 7).
+ASK_STATEMENTS = 10
 
 
 @pytest.fixture

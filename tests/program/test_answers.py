@@ -48,9 +48,15 @@ def test_an_answer_citing_a_missing_message_publishes_nothing(world) -> None:
 
 def test_an_answer_is_refused_like_any_post(world) -> None:
     _priors(world)
-    world.do(PostAnswer("q1", "alice", "t", "a1", "the same words", ()))
-    world.refuse(PostAnswer("q2", "alice", "t", "a2", "the same words", ()), "duplicate_content")
+    world.do(PostAnswer("q1", "alice", "t", "a1", "the same words", (), "What are the same words?"))
+    # The same question asked again is answered again with the same text: not a duplicate post...
+    again = world.do(PostAnswer("q2", "alice", "t", "a2", "the same words", (), "What are the same words?"))
+    assert again.messages[0].question == "What are the same words?"
+    # People's posts are unique among people's posts (an answer's text does not count), ids always.
+    world.do(PostMessage("alice", "t", "m9", "the same words"))
+    world.refuse(PostMessage("alice", "t", "m10", "the same words"), "duplicate_content")
     world.refuse(PostAnswer("q3", "alice", "t", "a1", "other words", ()), "message_exists")
+    world.refuse(PostAnswer("q8", "alice", "t", "a8", "words", (), "x" * 20_000), "content_too_large")
     world.refuse(PostAnswer("q4", "alice", "nope", "a4", "words", ()), "thread_not_found")
     world.refuse(PostAnswer("bad id!", "alice", "t", "a5", "words", ()), "invalid_id")
     world.refuse(PostAnswer("q6", "", "t", "a6", "words", ()), "invalid_payload")

@@ -10,9 +10,10 @@ from choir.chorus.embed import (
     EmbedderError,
     MiniLMEmbedder,
     SentenceTransformerEmbedder,
-    default_embedder,
 )
+from choir.chorus.embedders import default_embedder
 from choir.chorus.llm import LLM, ExtractiveLLM, LlamaCppLLM, LLMError, OpenAICompatibleLLM
+from choir.chorus.onnx_minilm import OnnxMiniLMEmbedder
 
 __all__ = [
     "LLM",
@@ -23,6 +24,7 @@ __all__ = [
     "LLMError",
     "LlamaCppLLM",
     "MiniLMEmbedder",
+    "OnnxMiniLMEmbedder",
     "OpenAICompatibleLLM",
     "Prior",
     "SentenceTransformerEmbedder",

@@ -157,44 +157,39 @@ def ground(
 
 
 def drop_unsupported(text: str, priors: Sequence[Prior], embedder: Embedder) -> tuple[str, list[Citation]]:
-    """Remove each marker whose prior does not support the sentence it ends (the calibrated measure of
-    `chorus.relevance`: similarity, shared words, and not a question itself)."""
+    """Remove each marker whose prior does not support the claim it ends (the calibrated measure of
+    `chorus.relevance`: similarity, and not a question itself). A marker's claim is the text before it,
+    back to the previous marker or the start of its line."""
     from choir.chorus import relevance
 
     table = _by_number(priors)
-    sentences = split_sentences(text)
-    cited = [(s, [n for n in extract_markers(s) if n in table]) for s in sentences]
-    pairs = [(s, n) for s, numbers in cited for n in numbers]
-    if not pairs:
+    matches = list(_MARKER_WITH_BLANK.finditer(text))
+    claims: list[tuple[int, str, int]] = []  # (match index, claim, prior number)
+    previous_end = 0
+    for i, match in enumerate(matches):
+        line_start = text.rfind("\n", 0, match.start()) + 1
+        claim = text[max(line_start, previous_end) : match.start()].strip().lstrip(">").strip()
+        previous_end = match.end()
+        claims += [(i, claim, n) for n in (int(x) for x in match.group(2).split(",")) if n in table]
+    if not claims:
         return text, []
-    vectors = embedder.embed([s for s, _ in pairs] + [table[n].content for _, n in pairs])
-    half = len(pairs)
-    keep: set[tuple[str, int]] = set()
-    for i, (sentence, n) in enumerate(pairs):
-        cosine = float(vectors[i] @ vectors[half + i])
-        judged = relevance.judge(_without_markers(sentence), [(table[n].content, cosine)])[0]
-        if judged.relevance >= relevance.BAR:
-            keep.add((sentence, n))
-    # Edited in place, so the answer keeps its lines (a quote stays a quote).
-    cleaned, cursor = text, 0
-    for sentence, numbers in cited:
-        at = cleaned.find(sentence, cursor)
-        if at < 0:
-            continue
-        dropped = {n for n in numbers if (sentence, n) not in keep}
-        replacement = _drop_markers(sentence, dropped) if dropped else sentence
-        cleaned = cleaned[:at] + replacement + cleaned[at + len(sentence) :]
-        cursor = at + len(replacement)
-    return cleaned, [_citation(table[n]) for n in extract_markers(cleaned) if n in table]
+    vectors = embedder.embed([c for _, c, _ in claims] + [table[n].content for _, _, n in claims])
+    half = len(claims)
+    unsupported: set[tuple[int, int]] = set()
+    for k, (i, claim, n) in enumerate(claims):
+        cosine = float(vectors[k] @ vectors[half + k])
+        judged = relevance.judge(claim, [(table[n].content, cosine)])[0]
+        if judged.relevance < relevance.BAR:
+            unsupported.add((i, n))
+    by_position = {m.start(): i for i, m in enumerate(matches)}
 
-
-def _without_markers(sentence: str) -> str:
-    return _MARKER.sub("", sentence)
-
-
-def _drop_markers(sentence: str, numbers: set[int]) -> str:
-    def keep_others(match: re.Match[str]) -> str:
-        kept = [n for n in (int(x) for x in match.group(2).split(",")) if n not in numbers]
+    def keep_supported(match: re.Match[str]) -> str:
+        i = by_position[match.start()]
+        numbers = [int(x) for x in match.group(2).split(",")]
+        kept = [n for n in numbers if n in table and (i, n) not in unsupported]
+        if len(kept) == len(numbers):
+            return match.group(0)
         return match.group(1) + "[" + ", ".join(map(str, kept)) + "]" if kept else ""
 
-    return _MARKER_WITH_BLANK.sub(keep_others, sentence)
+    cleaned = _MARKER_WITH_BLANK.sub(keep_supported, text)
+    return cleaned, [_citation(table[n]) for n in extract_markers(cleaned) if n in table]

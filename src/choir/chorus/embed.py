@@ -31,7 +31,6 @@ __all__ = [
     "EmbedderError",
     "MiniLMEmbedder",
     "SentenceTransformerEmbedder",
-    "default_embedder",
     "limit_blas_threads",
     "minilm_model_dir",
 ]
@@ -369,19 +368,3 @@ class SentenceTransformerEmbedder:
             return np.empty((0, self.dim), dtype=np.float32)
         vectors = self._loaded().encode(items, convert_to_numpy=True, normalize_embeddings=True)
         return np.asarray(vectors, dtype=np.float32)
-
-
-_default: Embedder | None = None
-_default_lock = threading.Lock()
-
-
-def default_embedder() -> Embedder:
-    """The process-wide default embedder (weights still load lazily, on first use): MiniLM in
-    onnxruntime (`chorus.onnx_minilm`), or on numpy when onnxruntime is not installed."""
-    global _default
-    with _default_lock:
-        if _default is None:
-            from choir.chorus import onnx_minilm  # imports this module: loaded here, not at the top
-
-            _default = onnx_minilm.OnnxMiniLMEmbedder() if onnx_minilm.available() else MiniLMEmbedder()
-        return _default

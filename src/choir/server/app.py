@@ -23,7 +23,8 @@ from fastapi.staticfiles import StaticFiles
 from choir.auth.ratelimit import SlidingWindow
 from choir.auth.service import AuthService
 from choir.chain.service import ChainService, chain_service_for
-from choir.chorus.embed import Embedder, default_embedder
+from choir.chorus.embed import Embedder
+from choir.chorus.embedders import default_embedder
 from choir.chorus.indexer import Indexer
 from choir.chorus.llm import ExtractiveLLM, OpenAICompatibleLLM
 from choir.chorus.loop import ChorusLoop

@@ -27,7 +27,7 @@ async def search(
 ) -> dict[str, Any]:
     """Messages matching ``q`` by words or meaning, best first: public ones, and those of the private
     threads the signed-in reader co-authors (AI answers excluded). ``terms`` are the query's words, for
-    highlighting."""
+    highlighting; ``display_names`` name the results' authors."""
     d = deps(request)
     if d.retriever is None:
         raise ApiError(503, "unavailable", "search is not running on this server")
@@ -62,4 +62,6 @@ async def search(
                 "thread_visibility": thread.visibility.value,
             }
         )
-    return {"query": q, "terms": terms(q), "results": results}
+    authors = sorted({r["author"] for r in results})
+    names = await asyncio.to_thread(d.auth.display_names, authors) if authors else {}
+    return {"query": q, "terms": terms(q), "results": results, "display_names": names}

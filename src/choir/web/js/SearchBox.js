@@ -5,7 +5,7 @@
 import { api } from "./api.js";
 import { clear, h } from "./dom.js";
 import { describeError } from "./notify.js";
-import { label } from "./names.js";
+import { label, learn } from "./names.js";
 import { threadHash } from "./router.js";
 
 const DEBOUNCE_MS = 250;
@@ -57,7 +57,9 @@ export class SearchBox {
     const ticket = ++this.asked;
     try {
       const found = await api.get(`/api/search?q=${encodeURIComponent(q)}&limit=10`);
-      if (ticket === this.asked) this.render(q, found.results, found.terms);
+      if (ticket !== this.asked) return;
+      learn(found.display_names);
+      this.render(q, found.results, found.terms);
     } catch (err) {
       if (ticket === this.asked) this.status.textContent = `Search failed: ${describeError(err)}`;
     }

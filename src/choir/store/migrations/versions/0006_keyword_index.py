@@ -42,7 +42,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
         for name in ("insert", "delete", "update"):
-            op.execute(f"DROP TRIGGER messages_fts_{name}")
-        op.execute("DROP TABLE messages_fts")
+            op.execute(f"DROP TRIGGER IF EXISTS messages_fts_{name}")
+        op.execute("DROP TABLE IF EXISTS messages_fts")
     else:
         op.execute("DROP INDEX ix_messages_fts")

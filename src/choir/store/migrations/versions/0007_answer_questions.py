@@ -19,20 +19,20 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("messages", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("question", sa.Text(), nullable=True))
-        batch_op.drop_index("ix_messages_thread_hash")
-        batch_op.create_index(
-            "ix_messages_thread_hash",
-            ["thread_id", "content_hash"],
-            unique=True,
-            sqlite_where=sa.text("ask_id IS NULL"),
-            postgresql_where=sa.text("ask_id IS NULL"),
-        )
+    # Plain ALTER TABLE, not a batch (which on SQLite copies the table and loses its FTS5 triggers).
+    op.add_column("messages", sa.Column("question", sa.Text(), nullable=True))
+    op.drop_index("ix_messages_thread_hash", table_name="messages")
+    op.create_index(
+        "ix_messages_thread_hash",
+        "messages",
+        ["thread_id", "content_hash"],
+        unique=True,
+        sqlite_where=sa.text("ask_id IS NULL"),
+        postgresql_where=sa.text("ask_id IS NULL"),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("messages", schema=None) as batch_op:
-        batch_op.drop_index("ix_messages_thread_hash")
-        batch_op.create_index("ix_messages_thread_hash", ["thread_id", "content_hash"], unique=True)
-        batch_op.drop_column("question")
+    op.drop_index("ix_messages_thread_hash", table_name="messages")
+    op.create_index("ix_messages_thread_hash", "messages", ["thread_id", "content_hash"], unique=True)
+    op.execute("ALTER TABLE messages DROP COLUMN question")  # SQLite >= 3.35 and PostgreSQL alike
