@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -163,3 +164,44 @@ async def test_a_real_session_logs_json_and_never_a_message_or_a_session_token(
     assert any(line["logger"] == "uvicorn.error" for line in lines)
     assert marker not in text
     assert token not in text
+
+
+def test_choir_serve_writes_json_lines_from_start_up_with_access_logs(tmp_path: Path) -> None:
+    """Every line `choir serve` writes on stderr is a JSON object, uvicorn's start-up records and its
+    access log included; a search query in a URL is redacted there."""
+    import json as json_module
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    import services
+
+    port = services.free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHOIR_")} | {"CHOIR_LOG_LEVEL": "INFO"}
+    cmd = [sys.executable, "-m", "choir", "serve", "--port", str(port), "--data-dir", str(tmp_path / "d")]
+    server = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.2)
+        httpx.get(f"http://127.0.0.1:{port}/api/search", params={"q": "my secret words"}, timeout=30)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, stderr = server.communicate(timeout=60)
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    records = [json_module.loads(line) for line in lines]  # raises on any line that is not JSON
+    loggers = {r["logger"] for r in records}
+    assert "uvicorn.error" in loggers and "uvicorn.access" in loggers, loggers
+    assert any("Started server process" in r["msg"] for r in records)
+    access = [r["msg"] for r in records if r["logger"] == "uvicorn.access"]
+    assert any("/api/search?q=[redacted]" in m for m in access), access
+    assert "secret words" not in stderr

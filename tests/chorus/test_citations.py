@@ -120,3 +120,26 @@ def test_attribution_with_minilm() -> None:
     assert [c["message_id"] for c in citations] == ["m-escrow"]
     assert text.startswith("Your stake stays locked in escrow until all voters have cast their vote [1].")
     assert text.endswith("The Eiffel tower is made of iron.")
+
+
+def test_a_marker_whose_prior_does_not_support_its_claim_is_dropped() -> None:
+    """The LLM path: a model may cite a real prior for a claim it does not support."""
+    from choir.chorus.citations import drop_unsupported
+    from choir.chorus.embedders import default_embedder
+
+    priors = [
+        Prior(1, "m1", "Tomatoes need at least six hours of direct sun a day to fruit well.", 0.7),
+        Prior(2, "m2", "How much sun do tomatoes need?", 0.9),
+    ]
+    answer = (
+        "Tomatoes want six hours of direct sun a day [1].\n"
+        "Bicycle chains should be oiled every 300 kilometres [1].\n"
+        "Give them plenty of sun [2]."
+    )
+    text, citations = drop_unsupported(answer, priors, default_embedder())
+    assert text == (
+        "Tomatoes want six hours of direct sun a day [1].\n"
+        "Bicycle chains should be oiled every 300 kilometres.\n"
+        "Give them plenty of sun."
+    )
+    assert [c["message_id"] for c in citations] == ["m1"]

@@ -90,12 +90,21 @@ class Retriever:
         ]
 
     def _cosines(self, query: np.ndarray, message_ids: Sequence[str]) -> dict[str, float]:
-        """The similarity of keyword-only hits to the query: from their stored content."""
-        if not message_ids:
-            return {}
-        rows = self.store.messages_by_id(list(message_ids))
-        ids = [m for m in message_ids if m in rows]
-        if not ids:
-            return {}
-        vectors = self.embedder.embed([rows[m]["content"] for m in ids])
-        return {m: float(v @ query) for m, v in zip(ids, vectors, strict=True)}
+        """The similarity of keyword-only hits to the query: from their vectors in the index, or (a
+        private thread's message, which the index does not hold) from their content."""
+        out: dict[str, float] = {}
+        unindexed = []
+        for message_id in message_ids:
+            point = self.index.get(message_id)
+            if point is None:
+                unindexed.append(message_id)
+            else:
+                vector = np.asarray(point.vector, dtype=np.float32)
+                out[message_id] = float(vector @ query / max(float(np.linalg.norm(vector)), 1e-12))
+        if unindexed:
+            rows = self.store.messages_by_id(unindexed)
+            ids = [m for m in unindexed if m in rows]
+            if ids:
+                vectors = self.embedder.embed([rows[m]["content"] for m in ids])
+                out |= {m: float(v @ query) for m, v in zip(ids, vectors, strict=True)}
+        return out

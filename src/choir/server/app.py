@@ -236,7 +236,9 @@ def create_app(
         finally:
             await stop(runtime)
 
-    app = FastAPI(title="Choir", version="0.1.0", lifespan=lifespan)
+    # No /docs or /redoc: FastAPI's pages load their scripts from a CDN (blank offline, and a third
+    # party on the page); the API is described at /openapi.json and in docs/protocol.md.
+    app = FastAPI(title="Choir", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     http_errors.install(app)
     app.include_router(router)
     app.add_api_websocket_route("/ws", websocket_endpoint)

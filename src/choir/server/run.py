@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import errno
 import gc
-import logging
 import socket
 import sys
 
 import uvicorn
 
 from choir.config import Settings
+from choir.ops import logs
 from choir.realtime.protocol import MAX_FRAME_BYTES
 from choir.server.app import create_app
 
@@ -67,7 +67,10 @@ def config(settings: Settings) -> uvicorn.Config:
         ws_ping_timeout=WS_PING_TIMEOUT_S,
         ws_per_message_deflate=WS_PER_MESSAGE_DEFLATE,
         log_level=settings.log_level.lower(),
-        access_log=False,
+        # uvicorn's own text handlers are not installed: its loggers (start-up, errors, the access
+        # log) propagate to the JSON handler of choir.ops.logs, like every other record.
+        log_config=None,
+        access_log=True,
         backlog=LISTEN_BACKLOG,
     )
 
@@ -81,7 +84,7 @@ def run(settings: Settings, reuse_port: bool = False) -> int:
     except OSError as exc:
         print(f"choir: cannot create data directory {settings.data_dir}: {exc.strerror}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level)
+    logs.configure(settings.log_level)  # JSON lines from the first record on
     # This process is the server's own: the collector policy is set here, not by the app, which
     # tests and benchmarks also build inside their own processes.
     _, gen1, gen2 = gc.get_threshold()

@@ -24,6 +24,8 @@ MAX_TERMS: Final = 32
 MAX_RESULTS: Final = 200
 # PostgreSQL ranks at most this many matches per query (by the rarity of the words they contain).
 CANDIDATES_MAX: Final = 2000
+# SQLite ranks this many times the wanted count before filtering out private threads and AI answers.
+SQLITE_CANDIDATES_FACTOR: Final = 10
 
 
 @dataclass(frozen=True)
@@ -57,12 +59,17 @@ def search(
     if conn.dialect.name == "sqlite":
         # Each word quoted: FTS5 query syntax (AND, NEAR, *, ") in a user's text is read as words.
         params["match"] = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+        # The best matches first, from the full-text index alone (FTS5 ranks by bm25 without a join),
+        # then the scope and the AI filter on those: a common word matches most of the table.
+        params["candidates"] = min(CANDIDATES_MAX, limit * SQLITE_CANDIDATES_FACTOR)
         sql = f"""
-            SELECT m.message_id, m.thread_id, -bm25(messages_fts) AS rank
-            FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid
+            SELECT m.message_id, m.thread_id, -best.rank AS rank
+            FROM (SELECT rowid, rank FROM messages_fts WHERE messages_fts MATCH :match
+                  ORDER BY rank LIMIT :candidates) AS best
+            JOIN messages m ON m.rowid = best.rowid
             JOIN threads t ON t.thread_id = m.thread_id
-            WHERE messages_fts MATCH :match AND m.author != :ai AND {scope}
-            ORDER BY bm25(messages_fts), m.message_id LIMIT :limit"""
+            WHERE m.author != :ai AND {scope}
+            ORDER BY best.rank, m.message_id LIMIT :limit"""
         rows = conn.execute(text(sql), params).all()
         return [KeywordHit(r.message_id, r.thread_id, float(r.rank)) for r in rows]
     return _search_postgres(conn, words, limit, scope, params)

@@ -64,6 +64,7 @@ export class ChoirChat {
       onLeft: () => this._left(threadId),
     });
     this.flow.reset();
+    this.flowRoot.hidden = false;
     fill(this.header, h("p", { class: "muted" }, spinner("Loading the thread"), " Loading the thread…"));
     fill(this.root, this.header, this.approvalRoot, this.flowRoot, this.composer, this.askRoot);
     fill(this.composer);
@@ -93,7 +94,8 @@ export class ChoirChat {
       if (token !== this.token) return;
       fill(this.header, h("h1", { tabindex: "-1" }, "This thread cannot be shown"),
         h("p", { class: "form-error", role: "alert" }, err.code === "forbidden" ? "It is private to its co-authors." : describeError(err)));
-      fill(this.flowRoot);
+      // Hidden, not emptied: the message list lives in it, and the next thread opened needs it back.
+      this.flowRoot.hidden = true;
     }
   }
 

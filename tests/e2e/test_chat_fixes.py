@@ -1,0 +1,47 @@
+"""Things that were broken, in a real browser: each test failed before its fix."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from browser_people import Crowd
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+
+def test_a_thread_that_cannot_be_shown_does_not_blank_the_next(crowd: Crowd) -> None:
+    """Opening a missing thread, or someone's private one, then a good thread: its messages, live posts
+    and answers appear without a reload."""
+    ada, bob = crowd.sign_in("Ada"), crowd.sign_in("Bob")
+    secret = ada.create_thread("Ada's notes", visibility="private")
+    good = ada.create_thread("Open to all")
+    ada.post("The first message.")
+    for bad in ("no-such-thread", secret):
+        bob.page.evaluate("id => { location.hash = '#/t/' + encodeURIComponent(id); }", bad)
+        expect(bob.page.locator("main h1").first).to_have_text("This thread cannot be shown")
+        bob.open_thread(good)
+        expect(bob.message("The first message.")).to_be_visible()
+    ada.post("A live one, after Bob came back.")
+    expect(bob.message("A live one, after Bob came back.")).to_be_visible()
+    crowd.check_clean()
+
+
+def test_the_openapi_page_needs_no_cdn(crowd: Crowd) -> None:
+    """The interactive /docs page loaded its scripts from a CDN and was blank offline: it is gone;
+    the API's description stays at /openapi.json."""
+    base = crowd.server.base_url
+    assert httpx.get(f"{base}/docs").status_code == 404
+    assert httpx.get(f"{base}/redoc").status_code == 404
+    assert httpx.get(f"{base}/openapi.json").json()["info"]["title"] == "Choir"
+
+
+def test_the_phase_trace_reads_as_prose(crowd: Crowd) -> None:
+    ada = crowd.sign_in("Ada")
+    shown = ada.page.evaluate(
+        """async () => {
+            const { readable } = await import('/js/MessageFlow.js');
+            return readable('> **Grey herons** nest high [1]\\n## Priors\\n[1] Herons nest in alders (0.63)');
+        }"""
+    )
+    assert shown == "Grey herons nest high [1]\nPriors\n[1] Herons nest in alders (similarity 0.63)"
