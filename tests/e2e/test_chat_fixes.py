@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 from browser_people import Crowd
-from playwright.sync_api import expect
+from playwright.sync_api import Browser, expect
 
 pytestmark = pytest.mark.browser
 
@@ -45,3 +47,25 @@ def test_the_phase_trace_reads_as_prose(crowd: Crowd) -> None:
         }"""
     )
     assert shown == "Grey herons nest high [1]\nPriors\n[1] Herons nest in alders (similarity 0.63)"
+
+
+def test_a_reward_says_how_much_and_why_and_the_balance_follows(browser: Browser, tmp_path: Path) -> None:
+    """With two-second epochs: a new message is rewarded once its epoch ends; the toast names the
+    amount and the reason, and the balance in the top bar moves without a reload."""
+    from browser_people import Crowd as People
+    from harness import run_server
+
+    with run_server(tmp_path / "data", epoch_seconds=2, sweep_interval_s=0.2) as server:
+        people = People(browser, server)
+        try:
+            ada = people.sign_in("Ada")
+            before = ada.balance_units().inner_text()
+            ada.create_thread("Rewarded")
+            ada.post("A message worth a reward.")
+            toast = ada.page.locator("#toasts").get_by_text("for your new messages in epoch")
+            expect(toast).to_be_visible(timeout=30_000)
+            assert "CHOIR" in toast.inner_text()
+            expect(ada.balance_units()).not_to_have_text(before)
+            people.check_clean()
+        finally:
+            people.close()

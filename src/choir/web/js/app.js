@@ -1,5 +1,6 @@
 // The page: sign in, then the thread list, the thread view, the account and the live connection.
 
+import { formatChoir } from "./amount.js";
 import { api } from "./api.js";
 import { signOut } from "./auth.js";
 import { ChoirChat } from "./ChoirChat.js";
@@ -75,7 +76,10 @@ async function start(me, key) {
     const payload = e.detail;
     if (payload.kind === "reward.paid") {
       wallet.refresh();
-      notify("You earned CHOIR: a reward was paid.");
+      notify(rewardText(payload.data, chat.thread));
+      // A prior reward is paid to a thread: its balance and its co-authors' shares changed.
+      if (payload.data.thread_id && payload.data.thread_id === chat.threadId) chat.refreshThread();
+      threads.refresh();
     }
     chat.handle(payload);
   });
@@ -113,6 +117,16 @@ async function start(me, key) {
     else chat.welcome();
   });
   exposed.ready = true;
+}
+
+/** What a reward.paid event says to a person: how much, and why. */
+export function rewardText({ reward, amount, epoch, thread_id: threadId }, openThread = null) {
+  const how = formatChoir(amount);
+  if (reward === "prior") {
+    const where = openThread && openThread.thread_id === threadId ? `“${openThread.title}”` : "a thread you co-author";
+    return `${how} paid to ${where}: its messages were cited as priors (epoch ${epoch}).`;
+  }
+  return `You earned ${how} for your new messages in epoch ${epoch}.`;
 }
 
 async function leave(socket) {
