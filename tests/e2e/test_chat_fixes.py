@@ -69,3 +69,15 @@ def test_a_reward_says_how_much_and_why_and_the_balance_follows(browser: Browser
             people.check_clean()
         finally:
             people.close()
+
+
+def test_a_newcomer_is_not_advised_a_stake_they_cannot_pay(crowd: Crowd) -> None:
+    ada, bob = crowd.sign_in("Ada"), crowd.sign_in("Bob")
+    thread = ada.create_thread("Expensive to join")
+    bob.open_thread(thread)
+    hints = bob.page.locator("#stake-hints")
+    expect(hints).to_contain_text("more than your balance of 10 CHOIR: you can stake up to 10 CHOIR")
+    use = bob.page.get_by_role("button", name="Use the most you can stake")
+    use.click()
+    expect(bob.page.locator("#spec-stake")).to_have_value("10")
+    crowd.check_clean()

@@ -149,20 +149,23 @@ def test_a_co_author_leaves_after_seven_days(
     ben_before = welcome - 3 * ONE_CHOIR
     expect(ben.balance_units()).to_have_attribute("data-units", str(ben_before))
 
-    # The confirmation shows the share: floor(4 CHOIR / 2 co-authors); the 7-day rule refuses it today.
+    # During the 7-day lock, Leave says when it opens and offers nothing that would be refused.
     ben.page.get_by_role("button", name="Leave thread").click()
     confirm = ben.page.locator(".leave-confirm")
-    expect(confirm.locator(".leave-share")).to_have_attribute("data-units", str(2 * ONE_CHOIR))
+    expect(confirm.locator(".leave-locked")).to_contain_text("You can leave this thread from")
     expect(confirm).to_contain_text("7 days after joining")
-    leave = confirm.get_by_role("button", name="Leave and take 2 CHOIR")
-    expect(leave).to_be_focused()
-    leave.click()
-    expect(confirm.get_by_role("alert")).to_contain_text("You joined less than 7 days ago")
+    expect(confirm.get_by_role("button", name=re.compile("Leave and take"))).to_have_count(0)
+    confirm.get_by_role("button", name="Close").click()
     expect(ada.page.locator(".co-authors li.chip")).to_have_count(2)
     expect(ben.balance_units()).to_have_attribute("data-units", str(ben_before))
-    ben.page.screenshot(path=screenshots / "leave-thread.png")
 
+    # After it, the confirmation shows the share: floor(4 CHOIR / 2 co-authors).
     clock.advance(8 * DAY_S)
+    ben.page.get_by_role("button", name="Leave thread").click()
+    expect(confirm.locator(".leave-share")).to_have_attribute("data-units", str(2 * ONE_CHOIR))
+    leave = confirm.get_by_role("button", name="Leave and take 2 CHOIR")
+    expect(leave).to_be_focused()
+    ben.page.screenshot(path=screenshots / "leave-thread.png")
     leave.click()
     expect(confirm).to_be_hidden()
     expect(ben.balance_units()).to_have_attribute("data-units", str(ben_before + 2 * ONE_CHOIR))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from choir.engine import Snapshot
@@ -37,6 +37,13 @@ def thread_view(snap: Snapshot, thread: Thread, now: datetime) -> dict[str, Any]
         "creator": thread.creator,
         "created_at": iso(thread.created_at),
         "co_authors": list(thread.co_authors),
+        # The co-authors who may not leave (divest) yet, and from when they may: the lock runs from
+        # the day each joined (judged by the server's clock, not the reader's).
+        "leave_locked_until": {
+            m.address: iso(opens)
+            for m in thread.members
+            if (opens := m.joined_at + timedelta(seconds=snap.params.divest_lock_s)) > now
+        },
         "balance": str(balance),
         "min_stake": str(thread.min_stake),
         "recommended_stake": str(

@@ -258,6 +258,7 @@ export class ChoirChat {
     const stake = h("input", { id: "spec-stake", inputmode: "decimal", autocomplete: "off", value: toInput(t.min_stake), "aria-describedby": "stake-hints" });
     const hints = h("p", { id: "stake-hints", class: "muted small" });
     const useRecommended = h("button", { type: "button", class: "link small", onclick: () => { stake.value = toInput(this._recommended()); } }, "Use the recommended stake");
+    this.useRecommended = useRecommended;
     const error = h("p", { class: "form-error", role: "alert" });
     const button = h("button", { type: "submit", class: "primary" }, "Submit spec");
     const form = h("form", { class: "spec-form", "aria-labelledby": "spec-heading" },
@@ -321,7 +322,20 @@ export class ChoirChat {
   _refreshStakeHints() {
     if (!this.stakeHints || !this.thread) return;
     const t = this.thread;
-    this.stakeHints.textContent = `Minimum ${formatChoir(t.min_stake)} · recommended ${formatChoir(t.recommended_stake, { decimals: 2 })} · your balance ${formatChoir(this.deps.wallet.balance())}`;
+    const balance = this.deps.wallet.balance();
+    const minimum = `Minimum ${formatChoir(t.min_stake)}`;
+    const recommended = `recommended ${formatChoir(t.recommended_stake, { decimals: 2 })}`;
+    // A recommendation one cannot pay is no advice: say what can be staked instead.
+    if (balance < units(t.min_stake)) {
+      this.stakeHints.textContent = `${minimum}, more than your balance of ${formatChoir(balance)}: you cannot stake here yet. Posting in your own threads and being cited earn CHOIR.`;
+    } else if (units(t.recommended_stake) > balance) {
+      this.stakeHints.textContent = `${minimum} · ${recommended}, more than your balance of ${formatChoir(balance)}: you can stake up to ${formatChoir(balance)}.`;
+    } else {
+      this.stakeHints.textContent = `${minimum} · ${recommended} · your balance ${formatChoir(balance)}`;
+    }
+    if (this.useRecommended) {
+      this.useRecommended.textContent = units(t.recommended_stake) > balance ? "Use the most you can stake" : "Use the recommended stake";
+    }
   }
 
   // -- ask Choir -------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import { api, enc } from "./api.js";
 import { formatChoir, units } from "./amount.js";
 import { h, fill, spinner } from "./dom.js";
 import { describeError, notify } from "./notify.js";
+import { me } from "./names.js";
 
 // DESIGN §4: a co-author may leave only this long after joining.
 export const DIVEST_WAIT_DAYS = 7;
@@ -64,6 +65,14 @@ export class LeaveThread {
     const count = detail.co_authors.length;
     if (count < 2) {
       this._show(h("p", { class: "form-error", role: "alert" }, divestError({ code: "last_co_author" })), this._cancel("Close"));
+      return;
+    }
+    const opens = detail.leave_locked_until?.[me()];
+    if (opens) {
+      // Leaving is refused during the lock: say when it opens instead of offering a button that fails.
+      this._show(
+        h("p", { class: "leave-locked" }, `You can leave this thread from ${new Date(opens).toLocaleString()}: co-authors stay at least ${DIVEST_WAIT_DAYS} days after joining.`),
+        this._cancel("Close"));
       return;
     }
     const share = divestShare(detail.balance, count);
