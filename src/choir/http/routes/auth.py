@@ -84,7 +84,8 @@ async def logout(request: Request, response: Response) -> dict[str, bool]:
 async def _me(d: Deps, address: str) -> dict[str, Any]:
     name = await asyncio.to_thread(d.auth.display_name, address)
     balance = d.writer.snapshot().balance(user_account(address))
-    return {"address": address, "display_name": name, "balance": str(balance)}
+    # Where a withdrawal goes: "none" (the ledger only), "litesvm" (an in-process test chain) or "rpc".
+    return {"address": address, "display_name": name, "balance": str(balance), "settlement": d.settings.chain}
 
 
 @router.get("/api/me", tags=["auth"])

@@ -114,7 +114,7 @@ export class WalletView {
         h("dt", {}, "Address"),
         h("dd", {}, this.address, " ", h("button", { type: "button", class: "link small", onclick: () => this._copy() }, "Copy")),
         h("dt", {}, "Balance"), this.balanceCell),
-      withdrawForm({ balance: () => this.balance(), request: this.hooks.request, onDone: () => this.refresh() }),
+      withdrawForm({ balance: () => this.balance(), settlement: () => this.me?.settlement, request: this.hooks.request, onDone: () => this.refresh() }),
       this.ledgerBox,
       this._keySection(),
       h("button", { type: "button", class: "small", id: "sign-out", onclick: () => this.hooks.onSignOut() }, "Sign out"));
