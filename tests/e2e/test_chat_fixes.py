@@ -81,3 +81,37 @@ def test_a_newcomer_is_not_advised_a_stake_they_cannot_pay(crowd: Crowd) -> None
     use.click()
     expect(bob.page.locator("#spec-stake")).to_have_value("10")
     crowd.check_clean()
+
+
+def test_spec_notes_survive_a_reload_and_name_their_people(crowd: Crowd) -> None:
+    """The spec, vote and outcome notes between the messages were drawn only live, and a spec
+    author who was not yet a co-author showed as a raw address to the voters."""
+    ada, ben = crowd.sign_in("Ada"), crowd.sign_in("Ben")
+    tid = ada.create_thread("Notes that stay")
+    ada.post("The thread's first message.")
+    ben.open_thread(tid)
+    ben.page.fill("#spec-content", "Ben's addition to the thread.")
+    ben.page.fill("#spec-stake", "2")
+    ben.page.click("form.spec-form button[type=submit]")
+    pending = ada.page.locator(".approval li.spec:not(.outcome)")
+    expect(pending).to_contain_text("Ben")
+    ada.page.reload()
+    pending = ada.page.locator(".approval li.spec:not(.outcome)")
+    expect(pending).to_contain_text("Ben")  # named after a reload too, though not a co-author yet
+    expect(pending).not_to_contain_text(ben.address[:8])
+    pending.get_by_role("button", name="Approve").click()
+    notes = ada.page.locator("li.note")
+    expect(notes.filter(has_text="submitted a spec")).to_have_count(1)
+    expect(notes.filter(has_text="was approved")).to_have_count(1)
+    for person in (ada, ben):
+        person.page.reload()
+        expect(person.page.locator(".thread-head h1")).to_have_text("Notes that stay")
+        notes = person.page.locator("li.note")
+        expect(notes.filter(has_text="submitted a spec")).to_contain_text("Ben")
+        expect(notes.filter(has_text="approved a spec")).to_contain_text("Ada")
+        expect(notes.filter(has_text="was approved")).to_have_count(1)
+        expect(notes.filter(has_text="is now a co-author")).to_contain_text("Ben")
+        # Drawn once, in order, and the messages are not counted twice.
+        expect(person.message("The thread's first message.")).to_have_count(1)
+        expect(person.message("Ben's addition to the thread.")).to_have_count(1)
+    crowd.check_clean()

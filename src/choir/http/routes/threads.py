@@ -66,7 +66,9 @@ async def thread_detail(thread_id: str, request: Request) -> dict[str, Any]:
         for spec_id in sorted(snap.pending.get(thread_id, ()))
         if (s := snap.specs[spec_id]).status is SpecStatus.PENDING
     ]
-    names = await asyncio.to_thread(d.auth.display_names, list(thread.co_authors))
+    # Everyone a reader meets on the page by address: co-authors and the authors of pending specs.
+    people = list(dict.fromkeys([*thread.co_authors, *(s["author"] for s in pending)]))
+    names = await asyncio.to_thread(d.auth.display_names, people)
     return thread_view(snap, thread, d.clock()) | {"pending_specs": pending, "display_names": names}
 
 

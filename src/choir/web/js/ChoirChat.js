@@ -81,8 +81,12 @@ export class ChoirChat {
       this.flow.setHasEarlier(page.has_more);
       this.oldestSeq = page.messages.length ? page.messages[0].seq : null;
       this.approval.reset(detail.pending_specs);
-      // Events after the thread's state we just read are replayed, then live ones follow.
-      this.deps.socket.subscribe(threadId, detail.last_seq).catch((err) => notify(describeError(err), { kind: "error" }));
+      // The events from the oldest message shown on are replayed (the spec, vote and outcome notes
+      // between the messages, which a page of messages does not carry), then live ones follow. What
+      // the thread's state already counts is only drawn, not applied again.
+      this.loadedSeq = detail.last_seq;
+      const since = this.oldestSeq === null ? 1 : Math.max(0, this.oldestSeq - 1);
+      this.deps.socket.subscribe(threadId, since).catch((err) => notify(describeError(err), { kind: "error" }));
       this.renderHeader();
       this.renderComposer();
       this.renderAsk();
@@ -117,6 +121,32 @@ export class ChoirChat {
     if (!this.flow.highlight(messageId)) notify("That message is not in this thread any more.", { kind: "error" });
   }
 
+  /** An event the page's thread state already includes (replayed on open): its note, nothing more. */
+  _replayed(kind, data, seq, at) {
+    switch (kind) {
+      case "message.posted":
+        if (!this.flow.hasMessage(data.message_id)) this.flow.add({ ...data, seq, published_at: at });
+        break;
+      case "spec.submitted":
+        this.flow.note([nameNode(data.author), ` submitted a spec, staking ${formatChoir(data.stake)}`], { seq });
+        break;
+      case "spec.voted":
+        this.flow.note([nameNode(data.voter), ` ${data.approve ? "approved" : "denied"} a spec`], { seq });
+        break;
+      case "spec.settled":
+        this.flow.note(outcomeNote(data, this.approval.specs.get(data.spec_id)), { seq, kind: "money" });
+        break;
+      case "coauthor.joined":
+        this.flow.note([nameNode(data.address), " is now a co-author"], { seq, kind: "join" });
+        break;
+      case "coauthor.left":
+        this.flow.note([nameNode(data.address), ` left, taking ${formatChoir(data.amount)}`], { seq, kind: "money" });
+        break;
+      default:
+        break;
+    }
+  }
+
   isCoAuthor() {
     return Boolean(this.thread?.co_authors.includes(me()));
   }
@@ -125,6 +155,10 @@ export class ChoirChat {
 
   handle({ thread_id: threadId, seq, kind, data, at }) {
     if (threadId !== this.threadId || !this.thread) return;
+    if (seq !== null && seq !== undefined && seq <= (this.loadedSeq ?? -1)) {
+      this._replayed(kind, data, seq, at);
+      return;
+    }
     if (seq !== null && seq !== undefined) this.thread.last_seq = seq;
     switch (kind) {
       case "message.posted":
