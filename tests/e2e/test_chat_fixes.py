@@ -115,3 +115,26 @@ def test_spec_notes_survive_a_reload_and_name_their_people(crowd: Crowd) -> None
         expect(person.message("The thread's first message.")).to_have_count(1)
         expect(person.message("Ben's addition to the thread.")).to_have_count(1)
     crowd.check_clean()
+
+
+def test_a_new_browser_key_can_be_exported_by_default(browser: Browser, crowd: Crowd) -> None:
+    """The key a browser makes at sign-in is exportable unless one asks otherwise: the "own wallet"
+    is not stuck in the browser."""
+    import base58
+    from nacl.signing import SigningKey
+
+    from choir.auth.client import address_of
+
+    context = browser.new_context(base_url=crowd.server.base_url)
+    try:
+        page = context.new_page()
+        page.goto("/")
+        expect(page.locator("#signin-exportable")).to_be_checked()
+        page.click("#signin-create")
+        page.wait_for_function("window.__choir && window.__choir.ready")
+        address = page.evaluate("fetch('/api/me').then(r => r.json())")["address"]
+        page.get_by_role("button", name="Export key").click()
+        raw = base58.b58decode(page.input_value("#exported-key"))
+        assert len(raw) == 64 and address_of(SigningKey(raw[:32])) == address
+    finally:
+        context.close()

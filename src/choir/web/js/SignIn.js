@@ -28,13 +28,15 @@ export class SignIn {
       options.push(h("button", { type: "button", class: walletAvailable() ? "big" : "primary big", id: "signin-stored", onclick: (e) => this._run(e.target, async () => [keystore.signerFor(stored), stored]) },
         `Continue with this browser's key ${shortAddress(stored.address)}`));
     } else if (keystore.supported()) {
-      const exportable = h("input", { type: "checkbox", id: "signin-exportable" });
+      // Exportable unless one asks otherwise: a key that cannot leave the browser is an identity (and a
+      // balance) lost with the browser's data, and it can never move to a wallet of one's own.
+      const exportable = h("input", { type: "checkbox", id: "signin-exportable", checked: true });
       options.push(
         h("button", { type: "button", class: walletAvailable() ? "big" : "primary big", id: "signin-create", onclick: (e) => this._run(e.target, async () => {
           const record = await keystore.createKey({ extractable: exportable.checked });
           return [keystore.signerFor(record), record];
         }) }, "Create a key in this browser and sign in"),
-        h("div", { class: "check" }, exportable, h("label", { for: "signin-exportable" }, "Let me export the key later, to keep a copy or use it in a wallet")));
+        h("div", { class: "check" }, exportable, h("label", { for: "signin-exportable" }, "Let me export the key later, to keep a copy or use it in a wallet (untick to keep it in this browser only)")));
     }
     fill(this.root,
       h("div", { class: "signin-card" },

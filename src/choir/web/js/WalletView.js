@@ -145,7 +145,7 @@ export class WalletView {
 
   _keySection() {
     if (!this.key || this.key.address !== this.me.address) return null;
-    if (!this.key.extractable) return h("p", { class: "muted small" }, "Your key lives in this browser only and cannot be exported.");
+    if (!this.key.extractable) return h("p", { class: "muted small" }, "This key was created to stay in this browser: it cannot be exported, and it is lost if this browser's data is cleared. To hold your identity elsewhere, sign in with a wallet or with a new exportable key.");
     const out = h("div", { class: "key-export" });
     const button = h("button", { type: "button", class: "small", onclick: async () => {
       try {
