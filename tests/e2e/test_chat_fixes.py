@@ -138,3 +138,40 @@ def test_a_new_browser_key_can_be_exported_by_default(browser: Browser, crowd: C
         assert len(raw) == 64 and address_of(SigningKey(raw[:32])) == address
     finally:
         context.close()
+
+
+def test_a_guest_reads_public_threads_and_is_asked_to_sign_in_to_write(
+    browser: Browser, crowd: Crowd
+) -> None:
+    ada = crowd.sign_in("Ada")
+    secret = ada.create_thread("Ada's notes", visibility="private")
+    ada.post("Hidden from guests.")
+    public = ada.create_thread("Open reading")
+    ada.post("Visible to guests.")
+    guest = browser.new_context(base_url=crowd.server.base_url)
+    try:
+        page = guest.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"/#/t/{public}")
+        expect(page.locator(".thread-head h1")).to_have_text("Open reading")
+        expect(page.locator("ol.messages li.message")).to_contain_text("Visible to guests.")
+        expect(page.locator(".signin-prompt")).to_contain_text("Sign in to post")
+        expect(page.locator("#post-content")).to_have_count(0)
+        expect(page.locator("#ask-prompt")).to_have_count(0)
+        threads = page.locator("#thread-list")
+        expect(threads).to_contain_text("Open reading")
+        expect(threads).not_to_contain_text("Ada's notes")
+        page.evaluate("id => { location.hash = '#/t/' + encodeURIComponent(id); }", secret)
+        expect(page.locator("main h1").first).to_have_text("This thread cannot be shown")
+        expect(page.get_by_text("Hidden from guests.")).to_have_count(0)
+
+        page.evaluate("id => { location.hash = '#/t/' + encodeURIComponent(id); }", public)
+        page.locator("#guest-signin").click()
+        page.click("#signin-create")
+        page.wait_for_function("window.__choir && window.__choir.ready && window.__choir.socket")
+        expect(page.locator(".thread-head h1")).to_have_text("Open reading")
+        expect(page.locator("#spec-content")).to_be_visible()  # signed in now: offered to join
+        assert errors == []
+    finally:
+        guest.close()

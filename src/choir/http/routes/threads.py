@@ -67,7 +67,7 @@ async def thread_detail(thread_id: str, request: Request) -> dict[str, Any]:
         if (s := snap.specs[spec_id]).status is SpecStatus.PENDING
     ]
     # Everyone a reader meets on the page by address: co-authors and the authors of pending specs.
-    people = list(dict.fromkeys([*thread.co_authors, *(s["author"] for s in pending)]))
+    people = list(dict.fromkeys([*thread.co_authors, *(str(s["author"]) for s in pending)]))
     names = await asyncio.to_thread(d.auth.display_names, people)
     return thread_view(snap, thread, d.clock()) | {"pending_specs": pending, "display_names": names}
 

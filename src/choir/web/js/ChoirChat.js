@@ -255,6 +255,13 @@ export class ChoirChat {
   // -- composer: post or spec ------------------------------------------------------------
 
   renderComposer() {
+    if (this.deps.readOnly) {
+      // Signed out: the thread is readable; writing, joining and asking need a key.
+      fill(this.composer, h("div", { class: "signin-prompt" },
+        h("p", {}, "You are reading as a guest. Sign in to post, to join this thread or to ask Choir."),
+        h("button", { type: "button", class: "primary", id: "guest-signin", onclick: () => this.deps.onSignIn() }, "Sign in")));
+      return;
+    }
     fill(this.composer, this.isCoAuthor() ? this._postForm() : this._specForm());
   }
 
@@ -375,6 +382,10 @@ export class ChoirChat {
   // -- ask Choir -------------------------------------------------------------------------
 
   renderAsk() {
+    if (this.deps.readOnly) {
+      fill(this.askRoot);
+      return;
+    }
     const prompt = h("input", { id: "ask-prompt", maxlength: "4096", autocomplete: "off", placeholder: "Ask a question; the answer cites the messages it draws on" });
     const button = h("button", { type: "submit" }, "Ask Choir");
     const form = h("form", { class: "ask-form" }, h("label", { for: "ask-prompt" }, "Ask Choir"), h("div", { class: "row" }, prompt, button));

@@ -46,6 +46,7 @@ export class SignIn {
         h("div", { class: "signin-options" }, options),
         this._importForm(),
         stored ? h("button", { type: "button", class: "link small", onclick: async () => { await keystore.forgetKey(); this.show(); } }, "Forget this browser's key") : null,
+        this.hooks.onBrowse ? h("button", { type: "button", class: "link small", id: "signin-browse", onclick: () => { this.root.hidden = true; this.hooks.onBrowse(); } }, "Read the public threads first, without signing in") : null,
         this.progress,
         this.error));
     this.root.querySelector("h1").focus();

@@ -10,13 +10,14 @@ import { threadHash } from "./router.js";
 const REFRESH_EVERY_MS = 30000;
 
 export class ThreadList {
-  constructor(root) {
+  /** `readOnly`: signed out, the public threads are listed to read, and there is no "new thread" form. */
+  constructor(root, { readOnly = false } = {}) {
     this.root = root;
     this.threads = [];
     this.currentId = null;
     this.list = h("ul", { class: "thread-list", "aria-label": "Threads" });
     this.status = h("p", { class: "muted small", "aria-live": "polite" });
-    this.form = this._form();
+    this.form = readOnly ? h("p", { class: "muted small" }, "Public threads, to read. Sign in to write.") : this._form();
     fill(
       root,
       h("div", { class: "panel-head" }, h("h2", { id: "threads-heading" }, "Threads"),

@@ -8,7 +8,8 @@ import * as keystore from "./keystore.js";
 import { notify, describeError } from "./notify.js";
 import { PriorPanel } from "./PriorPanel.js";
 import { SearchBox } from "./SearchBox.js";
-import { onRoute, threadHash } from "./router.js";
+import { h, fill } from "./dom.js";
+import { onRoute, parseHash, threadHash } from "./router.js";
 import { SignIn } from "./SignIn.js";
 import { ChoirSocket, socketUrl } from "./socket.js";
 import { ThreadList } from "./ThreadList.js";
@@ -23,9 +24,49 @@ async function boot() {
     const me = await api.get("/api/me");
     await start(me, await storedKey());
   } catch (err) {
-    if (err.status === 401) showSignIn();
-    else showFatal(err);
+    if (err.status !== 401) showFatal(err);
+    else if (parseHash().threadId) browse(); // a link to a thread: read it as a guest
+    else showSignIn();
   }
+}
+
+/** Signed out: public threads to read (no socket, no wallet), with a prompt to sign in to write. */
+async function browse() {
+  $("signin").hidden = true;
+  $("app").hidden = false;
+  const guest = {
+    subscribe: () => Promise.resolve({}),
+    unsubscribe: () => Promise.resolve({}),
+    request: () => Promise.reject(new Error("Sign in first.")),
+  };
+  const wallet = { balance: () => 0n, refresh: () => Promise.resolve() };
+  fill($("wallet"), h("button", { type: "button", class: "primary", id: "browse-signin", onclick: signInFromBrowse }, "Sign in to write"));
+  const threads = new ThreadList($("thread-list"), { readOnly: true });
+  const prior = new PriorPanel($("prior-panel"), {
+    onJump: (threadId, messageId) => {
+      prior.close();
+      location.hash = threadHash(threadId, messageId);
+    },
+  });
+  const chat = new ChoirChat($("main"), { socket: guest, wallet, prior, readOnly: true, onSignIn: signInFromBrowse, onThread: (t) => threads.update(t) });
+  exposed.chat = chat;
+  setupMenu();
+  await threads.refresh();
+  onRoute(({ threadId, messageId }) => {
+    closeMenu();
+    threads.select(threadId);
+    if (threadId) chat.open(threadId, messageId);
+    else chat.welcome();
+  });
+  exposed.ready = true;
+}
+
+function signInFromBrowse() {
+  // A fresh page, signed in: every part then starts with the person's key and socket.
+  const back = location.hash;
+  $("app").hidden = true;
+  const view = new SignIn($("signin"), { onSignedIn: () => { location.hash = back; location.reload(); } });
+  view.show();
 }
 
 async function storedKey() {
@@ -35,7 +76,7 @@ async function storedKey() {
 function showSignIn() {
   $("app").hidden = true;
   $("topbar-account").hidden = true;
-  const view = new SignIn($("signin"), { onSignedIn: (me, key) => start(me, key) });
+  const view = new SignIn($("signin"), { onSignedIn: (me, key) => start(me, key), onBrowse: () => browse() });
   view.show();
 }
 
