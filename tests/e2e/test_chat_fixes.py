@@ -175,3 +175,51 @@ def test_a_guest_reads_public_threads_and_is_asked_to_sign_in_to_write(
         assert errors == []
     finally:
         guest.close()
+
+
+def test_a_wallet_standard_wallet_is_found_and_signs_in(browser: Browser, crowd: Crowd) -> None:
+    """A wallet that announces itself through the Wallet Standard (a stand-in whose signatures PyNaCl
+    makes; no legacy window.solana) is offered at sign-in and signs the SIWS text."""
+    from nacl.signing import SigningKey
+
+    from choir.auth.client import address_of
+    from choir.auth.siws import parse_message
+
+    key = SigningKey.generate()
+    address = address_of(key)
+    signed: list[str] = []
+
+    def wallet_sign(message: list[int]) -> list[int]:
+        signed.append(bytes(message).decode())
+        return list(key.sign(bytes(message)).signature)
+
+    context = browser.new_context(base_url=crowd.server.base_url)
+    try:
+        context.expose_function("__walletSign", wallet_sign)
+        context.add_init_script(
+            """
+            (() => {
+              const account = { address: "WALLET_ADDRESS", publicKey: new Uint8Array(32), chains: ["solana:mainnet"],
+                                features: ["solana:signMessage"] };
+              const wallet = {
+                version: "1.0.0", name: "Standard Wallet", icon: "data:,", chains: ["solana:mainnet"],
+                accounts: [account],
+                features: {
+                  "standard:connect": { version: "1.0.0", connect: async () => ({ accounts: [account] }) },
+                  "solana:signMessage": { version: "1.0.0", signMessage: async ({ message }) =>
+                    [{ signedMessage: message,
+                       signature: Uint8Array.from(await window.__walletSign(Array.from(message))) }] },
+                },
+              };
+              window.addEventListener("wallet-standard:app-ready", (e) => e.detail.register(wallet));
+            })();
+            """.replace("WALLET_ADDRESS", address)
+        )
+        page = context.new_page()
+        page.goto("/")
+        page.get_by_role("button", name="Sign in with Standard Wallet").click()
+        page.wait_for_function("window.__choir && window.__choir.ready")
+        assert page.evaluate("fetch('/api/me').then(r => r.json())")["address"] == address
+        assert len(signed) == 1 and parse_message(signed[0]).address == address
+    finally:
+        context.close()
