@@ -223,3 +223,17 @@ def test_a_wallet_standard_wallet_is_found_and_signs_in(browser: Browser, crowd:
         assert len(signed) == 1 and parse_message(signed[0]).address == address
     finally:
         context.close()
+
+
+def test_the_thread_list_is_live(crowd: Crowd) -> None:
+    """A new public thread appears in everyone's list at once; a private one in its creator's only,
+    and in a new co-author's when they join (no 30 s refresh)."""
+    ada, ben = crowd.sign_in("Ada"), crowd.sign_in("Ben")
+    ben.page.wait_for_function("window.__choir.socket && window.__choir.socket.state === 'open'")
+    ada.create_thread("Fresh and public")
+    expect(ben.page.locator("#thread-list")).to_contain_text("Fresh and public", timeout=5_000)
+    ada.create_thread("Ada alone", visibility="private")
+    expect(ada.page.locator("#thread-list")).to_contain_text("Ada alone", timeout=5_000)
+    ben.page.wait_for_timeout(1_000)
+    expect(ben.page.locator("#thread-list")).not_to_contain_text("Ada alone")
+    crowd.check_clean()

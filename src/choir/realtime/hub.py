@@ -18,6 +18,7 @@ from enum import Enum
 from typing import Any, Final
 
 from choir.program import IllegalTransition
+from choir.realtime.protocol import EVERYONE
 from choir.realtime.protocol import error as error_frame
 
 log = logging.getLogger(__name__)
@@ -282,6 +283,13 @@ class Hub:
         sub.replaying = False
 
     def notify_user(self, address: str, frame: str) -> None:
+        """A live frame to one person's sockets, or to everyone's when ``address`` is ``EVERYONE``
+        (``*`` is no address: addresses are base58)."""
+        if address == EVERYONE:
+            for conns in list(self.by_user.values()):
+                for conn in list(conns):
+                    conn.offer(frame)
+            return
         for conn in list(self.by_user.get(address, ())):
             conn.offer(frame)
 

@@ -31,6 +31,8 @@ CLIENT_TYPES: Final = (
     "ping",
 )
 SERVER_TYPES: Final = ("ack", "error", "event")
+# The "address" of a live frame for every connected person (`*` is no base58 address).
+EVERYONE: Final = "*"
 EVENT_KINDS: Final = (
     "thread.created",
     "message.posted",
@@ -41,6 +43,7 @@ EVENT_KINDS: Final = (
     "coauthor.left",
     "chorus.phase",
     "reward.paid",
+    "thread.listed",
 )
 # Codes of the protocol layer; the program adds its own (not_co_author, already_voted, ...).
 ERROR_CODES: Final = {

@@ -16,7 +16,7 @@ from choir.engine.commits import Commit
 from choir.engine.ports import Clock
 from choir.realtime import protocol
 from choir.realtime.broker import Broker, LocalBroker
-from choir.realtime.protocol import iso
+from choir.realtime.protocol import EVERYONE, iso
 
 log = logging.getLogger(__name__)
 # Frames waiting for a remote broker; past this the process cannot keep up with its own commits,
@@ -50,6 +50,8 @@ class Publisher:
             for e in outcome.events:
                 frame = protocol.event(e.thread_id, e.seq, e.kind, commit.event_data(e), iso(e.at))
                 self._send(("t", e.thread_id, e.seq, frame))
+            for listed in _listings(outcome):
+                self._send(listed)
             for notice in outcome.notices:
                 at = iso(outcome.at or self.clock())
                 frame = protocol.event(notice.data.get("thread_id"), None, notice.kind, notice.data, at)
@@ -79,3 +81,28 @@ class Publisher:
                     await self.broker.publish_user(target, frame)
             except Exception:
                 log.exception("publishing failed")
+
+
+def _listings(outcome: Any) -> list[_Frame]:
+    """`thread.listed` frames for the thread lists: a new public thread to everyone; a new private
+    thread to its creator, and to each person who joins it."""
+    frames: list[_Frame] = []
+    at = iso(outcome.at) if outcome.at is not None else None
+    for e in outcome.events:
+        if e.kind not in ("thread.created", "coauthor.joined"):
+            continue
+        thread = outcome.threads.get(e.thread_id)
+        if thread is None:
+            continue
+        public = str(thread.visibility) == "public"
+        if e.kind == "thread.created":
+            to = EVERYONE if public else thread.creator
+        elif public:
+            continue  # everyone has it already
+        else:
+            to = e.data["address"]
+        data = {"thread_id": thread.thread_id, "title": thread.title, "visibility": str(thread.visibility)}
+        frames.append(
+            ("u", to, None, protocol.event(thread.thread_id, None, "thread.listed", data, at or iso(e.at)))
+        )
+    return frames

@@ -6,8 +6,9 @@ import { h, fill, spinner } from "./dom.js";
 import { describeError } from "./notify.js";
 import { threadHash } from "./router.js";
 
-// The list has no live feed of new threads, so it is refreshed now and then.
-const REFRESH_EVERY_MS = 30000;
+// New threads arrive live (`thread.listed` over the socket); a guest, who has no socket, reads the
+// list again now and then.
+const GUEST_REFRESH_EVERY_MS = 30000;
 
 export class ThreadList {
   /** `readOnly`: signed out, the public threads are listed to read, and there is no "new thread" form. */
@@ -26,7 +27,7 @@ export class ThreadList {
       this.status,
       this.list,
     );
-    this.timer = setInterval(() => document.visibilityState === "visible" && this.refresh(), REFRESH_EVERY_MS);
+    if (readOnly) this.timer = setInterval(() => document.visibilityState === "visible" && this.refresh(), GUEST_REFRESH_EVERY_MS);
   }
 
   _form() {

@@ -115,6 +115,10 @@ async function start(me, key) {
 
   socket.addEventListener("server-event", (e) => {
     const payload = e.detail;
+    if (payload.kind === "thread.listed") {
+      threads.refresh(); // a new thread one may read: the list follows it live
+      return;
+    }
     if (payload.kind === "reward.paid") {
       wallet.refresh();
       notify(rewardText(payload.data, chat.thread));
