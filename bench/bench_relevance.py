@@ -22,7 +22,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from choir.chorus import relevance
 from choir.chorus.embed import Embedder
@@ -219,13 +218,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             for part, subset in parts
         ]
     )
-
-
-def cases_for_tests() -> list[Case]:
-    return load_cases(default_embedder())
-
-
-__all__: list[Any] = ["Case", "after", "before", "cases_for_tests", "load_cases", "score"]
 
 
 if __name__ == "__main__":
