@@ -16,7 +16,7 @@ app = typer.Typer(
 
 @app.callback()
 def _root() -> None:
-    """Choir's commands: serve, simulate, audit, stats."""
+    """Choir's commands: serve, simulate, audit, stats, proof."""
 
 
 @app.command()
@@ -124,6 +124,20 @@ def audit(
     from choir.ops.commands import audit_command
 
     raise typer.Exit(audit_command(data_dir, database_url, index, typer.echo, check_chain=chain))
+
+
+@app.command()
+def proof(
+    message_id: str = typer.Argument(..., help="The message to prove."),
+    data_dir: Path | None = typer.Option(None, help="Data directory [CHOIR_DATA_DIR, default ./choir-data]."),
+    database_url: str | None = typer.Option(
+        None, help="Store URL [CHOIR_DATABASE_URL, default SQLite in data dir]."
+    ),
+) -> None:
+    """A message's inclusion proof in its anchored Merkle root, checked offline; exit 1 if not proven."""
+    from choir.ops.proofs import proof_command
+
+    raise typer.Exit(proof_command(data_dir, database_url, message_id, typer.echo))
 
 
 @app.command()

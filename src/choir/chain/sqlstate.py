@@ -119,6 +119,7 @@ class InclusionProof:
     proof: MerkleProof
     signature: Signature
     through: int
+    root: bytes = b""  # the root as the stored anchor says (the chain's own is read by verify)
 
 
 class SqlAnchorLog(AnchorLog):
@@ -173,7 +174,9 @@ class SqlAnchorLog(AnchorLog):
 
 
 def _proof(anchored: AnchoredBatch, leaf: bytes) -> InclusionProof:
-    return InclusionProof(leaf, anchored.proof(leaf), anchored.signature, anchored.memo.through)
+    return InclusionProof(
+        leaf, anchored.proof(leaf), anchored.signature, anchored.memo.through, anchored.memo.root
+    )
 
 
 def anchored_batches(conn: Connection, chain: str) -> Iterator[AnchoredBatch]:

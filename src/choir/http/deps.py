@@ -24,6 +24,7 @@ from choir.realtime.hub import Hub
 from choir.store.sql import Store
 
 if TYPE_CHECKING:
+    from choir.chain.service import ChainService
     from choir.chorus.embed import Embedder
     from choir.chorus.indexer import Indexer
     from choir.chorus.retrieval import Retriever
@@ -71,6 +72,8 @@ class Deps(Protocol):
     def retriever(self) -> Retriever | None: ...
     @property
     def chorus(self) -> ChorusService | None: ...
+    @property
+    def chain(self) -> ChainService | None: ...
     @property
     def sign_in_window(self) -> SlidingWindow: ...
     @property

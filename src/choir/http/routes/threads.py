@@ -87,6 +87,45 @@ async def thread_messages(
     return {"messages": [message_view(r) for r in rows], "has_more": has_more}
 
 
+@router.get("/api/messages/{message_id}/proof", tags=["threads"])
+async def message_proof(message_id: str, request: Request) -> dict[str, Any]:
+    """The message's inclusion proof (RFC 6962) in the Merkle root its anchoring transaction carries,
+    and whether that root, read back from the chain, proves it."""
+    d = deps(request)
+    rows = await asyncio.to_thread(d.store.messages_by_id, [message_id])
+    row = rows.get(message_id)
+    if row is None:
+        raise ApiError(404, "message_not_found", f"no message {message_id!r}")
+    get_thread(await snapshot(request), row["thread_id"], await optional_user(request))
+    chain = d.chain
+    if chain is None:
+        raise ApiError(
+            409, "not_anchored", "this server settles on no chain (CHOIR_CHAIN=none): nothing is anchored"
+        )
+    try:
+        proof = await chain.message_proof(message_id)
+    except LookupError as exc:
+        raise ApiError(409, "not_anchored", f"not anchored yet: {exc}") from None
+    try:
+        on_chain: bool | None = await chain.verify(proof)
+    except Exception:  # the chain cannot be read now: the stored anchor still proves it
+        on_chain = None
+    return {
+        "message_id": message_id,
+        "thread_id": row["thread_id"],
+        "content_hash": row["content_hash"],
+        "leaf": proof.leaf.hex(),
+        "index": proof.proof.index,
+        "size": proof.proof.size,
+        "path": [p.hex() for p in proof.proof.path],
+        "root": proof.root.hex(),
+        "signature": str(proof.signature),
+        "through": proof.through,
+        "chain": d.settings.chain,
+        "verified_on_chain": on_chain,
+    }
+
+
 @router.get("/api/messages/{message_id}", tags=["threads"])
 async def message_detail(message_id: str, request: Request) -> dict[str, Any]:
     d = deps(request)

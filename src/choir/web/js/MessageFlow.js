@@ -146,7 +146,9 @@ export class MessageFlow {
         h("header", { class: "message-head" },
           nameNode(m.author, "author"),
           isAi ? h("span", { class: "badge ai-badge" }, "AI") : null,
-          when ? h("time", { datetime: when, class: "muted small" }, formatTime(when)) : null),
+          when ? h("time", { datetime: when, class: "muted small" }, formatTime(when)) : null,
+          // On a server that anchors on a chain, any published message can be checked in the page.
+          this.hooks.onProve ? h("button", { type: "button", class: "link small proof-button", onclick: (e) => this.hooks.onProve(e.target.closest("li.message")) }, "Verify anchor") : null),
         // An answer shows the question it answers, to everyone and after a reload.
         isAi && m.question ? h("p", { class: "answer-question muted small" }, `Question: ${m.question}`) : null,
         body,
@@ -159,6 +161,11 @@ export class MessageFlow {
       this._status(item, h("span", { class: "muted" }, spinner("Sending"), " Sending…"));
     }
     return item;
+  }
+
+  /** Show `content` in a message's status line. */
+  status(item, content) {
+    this._status(item, content);
   }
 
   _status(item, content) {

@@ -110,7 +110,7 @@ async function start(me, key) {
       location.hash = threadHash(threadId, messageId);
     },
   });
-  const chat = new ChoirChat($("main"), { socket, wallet, prior, onThread: (t) => threads.update(t) });
+  const chat = new ChoirChat($("main"), { socket, wallet, prior, settlement: me.settlement, onThread: (t) => threads.update(t) });
   exposed.chat = chat;
 
   socket.addEventListener("server-event", (e) => {
