@@ -41,7 +41,7 @@ def wait_anchored(server: Server, cookie: str, message_id: str) -> dict[str, obj
         time.sleep(0.3)
 
 
-def test_a_message_is_verified_in_the_page(crowd: Crowd) -> None:
+def test_a_message_is_verified_in_the_page(crowd: Crowd, screenshots: Path) -> None:
     ada = crowd.sign_in("Ada")
     ada.create_thread("Anchored")
     item = ada.post("Provable words, hashed in the browser.")
@@ -55,6 +55,7 @@ def test_a_message_is_verified_in_the_page(crowd: Crowd) -> None:
     expect(item.locator(".proof-result")).to_contain_text(
         "checked against the root the server read back from the chain"
     )
+    ada.page.screenshot(path=screenshots / "proof.png")
     crowd.check_clean()
 
 
