@@ -18,6 +18,7 @@ from typing import TypedDict
 
 import numpy as np
 
+from choir.chorus import relevance
 from choir.chorus.embed import Embedder
 
 __all__ = [
@@ -160,8 +161,6 @@ def drop_unsupported(text: str, priors: Sequence[Prior], embedder: Embedder) -> 
     """Remove each marker whose prior does not support the claim it ends (the calibrated measure of
     `chorus.relevance`: similarity, and not a question itself). A marker's claim is the text before it,
     back to the previous marker or the start of its line."""
-    from choir.chorus import relevance
-
     table = _by_number(priors)
     matches = list(_MARKER_WITH_BLANK.finditer(text))
     claims: list[tuple[int, str, int]] = []  # (match index, claim, prior number)

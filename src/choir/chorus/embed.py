@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -263,6 +263,26 @@ def _loaded(model_dir: Path, max_tokens: int) -> _LoadedModel:
         return model
 
 
+Encode = Callable[[npt.NDArray[np.int64], npt.NDArray[np.int64]], FloatArray]
+
+
+def embed_in_batches(texts: list[str], tokenizer: Tokenizer, batch_size: int, encode: Encode) -> FloatArray:
+    """Tokenize and encode `texts` in batches of similar length, rows in the texts' order: the loop
+    both MiniLM encoders (numpy here, onnxruntime in `chorus.onnx_minilm`) run their forward pass in."""
+    out = np.empty((len(texts), MINILM_DIM), dtype=np.float32)
+    # sentence-transformers strips each text; the normaliser would drop the whitespace anyway.
+    stripped = [text.strip() for text in texts]
+    # Batching texts of similar length keeps padding, and so wasted work, small.
+    order = sorted(range(len(stripped)), key=lambda i: len(stripped[i]))
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        encodings = tokenizer.encode_batch([stripped[i] for i in chunk])
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        out[chunk] = encode(ids, mask)
+    return out
+
+
 def limit_blas_threads(threads: int) -> None:
     """Cap the BLAS thread pool of this process (it is process-wide, not per call).
 
@@ -317,21 +337,12 @@ class MiniLMEmbedder:
 
     def embed(self, texts: Sequence[str]) -> FloatArray:
         items = _check_texts(texts)
-        out = np.empty((len(items), MINILM_DIM), dtype=np.float32)
         if not items:
-            return out
+            return np.empty((0, MINILM_DIM), dtype=np.float32)
         model = self._model()
-        # sentence-transformers strips each text; the normaliser would drop the whitespace anyway.
-        stripped = [text.strip() for text in items]
-        # Batching texts of similar length keeps padding, and so wasted work, small.
-        order = sorted(range(len(stripped)), key=lambda i: len(stripped[i]))
-        for start in range(0, len(order), self._batch_size):
-            chunk = order[start : start + self._batch_size]
-            encodings = model.tokenizer.encode_batch([stripped[i] for i in chunk])
-            ids = np.array([e.ids for e in encodings], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-            out[chunk] = _encode(model.bert, ids, mask)
-        return out
+        return embed_in_batches(
+            items, model.tokenizer, self._batch_size, lambda ids, mask: _encode(model.bert, ids, mask)
+        )
 
 
 class SentenceTransformerEmbedder:

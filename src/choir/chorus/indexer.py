@@ -128,14 +128,16 @@ class Indexer:
         vectors = self.embedder.embed([m.content for m, _ in rows])
         measured: list[tuple[str, int]] = []
         batch: list[VectorPoint] = []
+        # This batch's public human messages so far: a later one is measured against them here, in
+        # memory, rather than after writing them (one index write per batch, not one per message).
+        earlier: list[Any] = []
         for (m, thread), vector in zip(rows, vectors, strict=True):
             if m.novelty_ppm is None and m.author != AI_AUTHOR:
-                # Against the index and against this batch's earlier public human messages (compared
-                # here rather than written first: one write per batch, not one per message).
-                earlier = [p.vector for p in batch if not p.is_ai]
                 measured.append((m.message_id, self._novelty(m.message_id, vector, earlier)))
             if _public(thread):
                 batch.append(_point(m, thread, vector))
+                if m.author != AI_AUTHOR:
+                    earlier.append(vector)
         self._flush(batch)
         return measured
 

@@ -30,6 +30,7 @@ from choir.chorus.embed import (
     FloatArray,
     _check_texts,
     _load_tokenizer,
+    embed_in_batches,
     minilm_model_dir,
 )
 
@@ -265,16 +266,12 @@ class OnnxMiniLMEmbedder:
 
     def embed(self, texts: Sequence[str]) -> FloatArray:
         items = _check_texts(texts)
-        out = np.empty((len(items), MINILM_DIM), dtype=np.float32)
         if not items:
-            return out
+            return np.empty((0, MINILM_DIM), dtype=np.float32)
         session, tokenizer = self._parts()
-        stripped = [text.strip() for text in items]
-        order = sorted(range(len(stripped)), key=lambda i: len(stripped[i]))
-        for start in range(0, len(order), self._batch_size):
-            chunk = order[start : start + self._batch_size]
-            encodings = tokenizer.encode_batch([stripped[i] for i in chunk])
-            ids = np.array([e.ids for e in encodings], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-            out[chunk] = session.run(["embeddings"], {"input_ids": ids, "attention_mask": mask})[0]
-        return out
+
+        def run(ids: Any, mask: Any) -> FloatArray:
+            out: FloatArray = session.run(["embeddings"], {"input_ids": ids, "attention_mask": mask})[0]
+            return out
+
+        return embed_in_batches(items, tokenizer, self._batch_size, run)

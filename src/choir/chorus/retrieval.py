@@ -37,7 +37,6 @@ class Found:
     thread_id: str
     score: float  # the fused score: sum of 1 / (RRF_K + rank) over the lists that found it
     cosine: float  # similarity of the message to the query (computed for keyword-only hits too)
-    vector_rank: int | None  # 1-based, None: not among the vector hits
     keyword_rank: int | None  # 1-based, None: no word of the query in it
 
 
@@ -73,21 +72,16 @@ class Retriever:
             h.message_id: h.thread_id for h in keyword_hits
         }
         fused: dict[str, float] = {}
-        vector_rank: dict[str, int] = {}
         keyword_rank: dict[str, int] = {}
         for rank, hit in enumerate(vector_hits, start=1):
             fused[hit.message_id] = fused.get(hit.message_id, 0.0) + 1.0 / (RRF_K + rank)
-            vector_rank[hit.message_id] = rank
         for rank, kw in enumerate(keyword_hits, start=1):
             fused[kw.message_id] = fused.get(kw.message_id, 0.0) + 1.0 / (RRF_K + rank)
             keyword_rank[kw.message_id] = rank
         best = sorted(fused, key=lambda m: (-fused[m], m))[:limit]
         missing = [m for m in best if m not in cosine]
         cosine |= self._cosines(vector, missing)
-        return [
-            Found(m, thread_of[m], fused[m], cosine.get(m, 0.0), vector_rank.get(m), keyword_rank.get(m))
-            for m in best
-        ]
+        return [Found(m, thread_of[m], fused[m], cosine.get(m, 0.0), keyword_rank.get(m)) for m in best]
 
     def _cosines(self, query: np.ndarray, message_ids: Sequence[str]) -> dict[str, float]:
         """The similarity of keyword-only hits to the query: from their vectors in the index, or (a

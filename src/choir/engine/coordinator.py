@@ -179,8 +179,12 @@ class Coordinator:
         if outcomes is None:
             self._reload()  # pruned from the log, or a store that went back (restored)
             return
-        for outcome in outcomes:
-            self._state.commit(outcome)
+        try:
+            for outcome in outcomes:
+                self._state.commit(outcome)
+        except BaseException:
+            self._reload()  # never keep a state applied halfway
+            raise
         self._version = version
         self._snapshot = self._snapshot.advanced(outcomes, version)
 

@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from choir.engine.commits import Commit
 from choir.engine.ports import Clock
+from choir.program import Outcome, Visibility
 from choir.realtime import protocol
 from choir.realtime.broker import Broker, LocalBroker
 from choir.realtime.protocol import EVERYONE, iso
@@ -83,18 +84,17 @@ class Publisher:
                 log.exception("publishing failed")
 
 
-def _listings(outcome: Any) -> list[_Frame]:
+def _listings(outcome: Outcome) -> list[_Frame]:
     """`thread.listed` frames for the thread lists: a new public thread to everyone; a new private
     thread to its creator, and to each person who joins it."""
     frames: list[_Frame] = []
-    at = iso(outcome.at) if outcome.at is not None else None
     for e in outcome.events:
         if e.kind not in ("thread.created", "coauthor.joined"):
             continue
         thread = outcome.threads.get(e.thread_id)
         if thread is None:
             continue
-        public = str(thread.visibility) == "public"
+        public = thread.visibility is Visibility.PUBLIC
         if e.kind == "thread.created":
             to = EVERYONE if public else thread.creator
         elif public:
@@ -103,6 +103,6 @@ def _listings(outcome: Any) -> list[_Frame]:
             to = e.data["address"]
         data = {"thread_id": thread.thread_id, "title": thread.title, "visibility": str(thread.visibility)}
         frames.append(
-            ("u", to, None, protocol.event(thread.thread_id, None, "thread.listed", data, at or iso(e.at)))
+            ("u", to, None, protocol.event(thread.thread_id, None, "thread.listed", data, iso(e.at)))
         )
     return frames

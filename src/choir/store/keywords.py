@@ -1,5 +1,6 @@
 """Keyword search over messages, on the SQL engine's own full-text search: SQLite FTS5 (bm25) in the
-embedded default, PostgreSQL's text search (ts_rank_cd over an `english` GIN index) on PostgreSQL.
+embedded default, PostgreSQL's text search (an `english` GIN index, ranked by the rarity of the words
+each message contains) on PostgreSQL.
 The indexes are the database's (migration 0006), written in the message's own transaction.
 
 A query is reduced to its words, any of which may match (a rare word such as a product name or a
@@ -18,7 +19,7 @@ from sqlalchemy import Connection, text
 
 from choir.program import AI_AUTHOR
 
-# Words of a query: letters and digits (any script), and @handles or product names with inner dots.
+# Words of a query: runs of letters and digits, in any script (a handle's "@" and a name's dots split it).
 _WORD: Final = re.compile(r"\w+", re.UNICODE)
 MAX_TERMS: Final = 32
 MAX_RESULTS: Final = 200

@@ -123,51 +123,27 @@ export class ChoirChat {
     if (!this.flow.highlight(messageId)) notify("That message is not in this thread any more.", { kind: "error" });
   }
 
-  /** An event the page's thread state already includes (replayed on open): its note, nothing more. */
+  /** An event the page's thread state already includes (replayed on open): drawn, not applied again. */
   _replayed(kind, data, seq, at) {
-    switch (kind) {
-      case "message.posted":
-        if (!this.flow.hasMessage(data.message_id)) this.flow.add({ ...data, seq, published_at: at });
-        break;
-      case "spec.submitted":
-        this.flow.note([nameNode(data.author), ` submitted a spec, staking ${formatChoir(data.stake)}`], { seq });
-        break;
-      case "spec.voted":
-        this.flow.note([nameNode(data.voter), ` ${data.approve ? "approved" : "denied"} a spec`], { seq });
-        break;
-      case "spec.settled":
-        this.flow.note(outcomeNote(data, this.approval.specs.get(data.spec_id)), { seq, kind: "money" });
-        break;
-      case "coauthor.joined":
-        this.flow.note([nameNode(data.address), " is now a co-author"], { seq, kind: "join" });
-        break;
-      case "coauthor.left":
-        this.flow.note([nameNode(data.address), ` left, taking ${formatChoir(data.amount)}`], { seq, kind: "money" });
-        break;
-      default:
-        break;
+    if (kind === "message.posted") {
+      if (!this.flow.hasMessage(data.message_id)) this.flow.add({ ...data, seq, published_at: at });
+    } else {
+      this._note(kind, data, seq);
     }
   }
 
-  /** Verify a message's anchor in this page: its content hashed here, its proof walked to the root. */
-  async prove(item) {
-    const id = item?.dataset.messageId;
-    if (!id) return;
-    this.flow.status(item, h("span", { class: "muted small" }, spinner("Verifying"), " Verifying the anchor…"));
-    try {
-      const [message, proof] = await Promise.all([
-        api.get(`/api/messages/${enc(id)}`),
-        api.get(`/api/messages/${enc(id)}/proof`),
-      ]);
-      const result = await checkMessage(message, proof);
-      item.dataset.proof = result.ok ? "verified" : "failed";
-      this.flow.status(item, h("span", { class: `small proof-result ${result.ok ? "ok" : "form-error"}` }, result.ok
-        ? `Anchored and verified in this browser: its content is in the Merkle root of transaction ${proof.signature.slice(0, 10)}… (${proof.chain}), checked against ${result.source}.`
-        : `Not verified: ${result.reason}.`));
-    } catch (err) {
-      item.dataset.proof = err.code === "not_anchored" ? "pending" : "failed";
-      this.flow.status(item, h("span", { class: "small proof-result muted" }, err.code === "not_anchored" ? "Not anchored yet: the next settlement batch will anchor it." : describeError(err)));
-    }
+  /** The note a spec or co-author event draws between the messages. */
+  _note(kind, data, seq) {
+    const notes = {
+      "spec.submitted": () => [[nameNode(data.author), ` submitted a spec, staking ${formatChoir(data.stake)}`], "info"],
+      "spec.voted": () => [[nameNode(data.voter), ` ${data.approve ? "approved" : "denied"} a spec`], "info"],
+      "spec.settled": () => [outcomeNote(data, this.approval.specs.get(data.spec_id)), "money"],
+      "coauthor.joined": () => [[nameNode(data.address), " is now a co-author"], "join"],
+      "coauthor.left": () => [[nameNode(data.address), ` left, taking ${formatChoir(data.amount)}`], "money"],
+    };
+    if (!notes[kind]) return;
+    const [text, noteKind] = notes[kind]();
+    this.flow.note(text, { seq, kind: noteKind });
   }
 
   isCoAuthor() {
@@ -191,24 +167,24 @@ export class ChoirChat {
         break;
       case "spec.submitted":
         this.approval.submitted(data);
-        this.flow.note([nameNode(data.author), ` submitted a spec, staking ${formatChoir(data.stake)}`], { seq });
+        this._note(kind, data, seq);
         break;
       case "spec.voted":
         this.approval.voted(data);
-        this.flow.note([nameNode(data.voter), ` ${data.approve ? "approved" : "denied"} a spec`], { seq });
+        this._note(kind, data, seq);
         break;
       case "spec.settled":
-        this.flow.note(outcomeNote(data, this.approval.specs.get(data.spec_id)), { seq, kind: "money" });
+        this._note(kind, data, seq);
         this.approval.settled(data);
         this.refreshThread();
         this.deps.wallet.refresh();
         break;
       case "coauthor.joined":
-        this.flow.note([nameNode(data.address), " is now a co-author"], { seq, kind: "join" });
+        this._note(kind, data, seq);
         this.refreshThread();
         break;
       case "coauthor.left":
-        this.flow.note([nameNode(data.address), ` left, taking ${formatChoir(data.amount)}`], { seq, kind: "money" });
+        this._note(kind, data, seq);
         // A private thread is closed to the one who left: their page closes it on the divest's ack.
         if (data.address === me() && this.thread.visibility === "private") break;
         this.refreshThread();
