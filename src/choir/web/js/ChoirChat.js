@@ -146,6 +146,27 @@ export class ChoirChat {
     this.flow.note(text, { seq, kind: noteKind });
   }
 
+  /** Verify a message's anchor in this page: its content hashed here, its proof walked to the root. */
+  async prove(item) {
+    const id = item?.dataset.messageId;
+    if (!id) return;
+    this.flow.status(item, h("span", { class: "muted small" }, spinner("Verifying"), " Verifying the anchor…"));
+    try {
+      const [message, proof] = await Promise.all([
+        api.get(`/api/messages/${enc(id)}`),
+        api.get(`/api/messages/${enc(id)}/proof`),
+      ]);
+      const result = await checkMessage(message, proof);
+      item.dataset.proof = result.ok ? "verified" : "failed";
+      this.flow.status(item, h("span", { class: `small proof-result ${result.ok ? "ok" : "form-error"}` }, result.ok
+        ? `Anchored and verified in this browser: its content is in the Merkle root of transaction ${proof.signature.slice(0, 10)}… (${proof.chain}), checked against ${result.source}.`
+        : `Not verified: ${result.reason}.`));
+    } catch (err) {
+      item.dataset.proof = err.code === "not_anchored" ? "pending" : "failed";
+      this.flow.status(item, h("span", { class: "small proof-result muted" }, err.code === "not_anchored" ? "Not anchored yet: the next settlement batch will anchor it." : describeError(err)));
+    }
+  }
+
   isCoAuthor() {
     return Boolean(this.thread?.co_authors.includes(me()));
   }
