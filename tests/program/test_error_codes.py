@@ -14,7 +14,9 @@ from choir.program import (
     ERROR_CODES,
     CitationInput,
     CreateThread,
+    DeleteMessage,
     Divest,
+    EditMessage,
     Expire,
     Grant,
     PostMessage,
@@ -248,6 +250,30 @@ def _(world) -> None:
     world.do(CreateThread("alice", "t", "title"))
     world.do(PostMessage("alice", "t", "m1", "measured already"))
     world.refuse(SetNovelty("m1", 5), "novelty_set")
+
+
+@scenario("not_author")
+def _(world) -> None:
+    world.do(CreateThread("alice", "t", "title"))
+    world.do(PostMessage("alice", "t", "m1", "mine"))
+    world.refuse(EditMessage("bob", "m1", "yours now"), "not_author")
+    world.refuse(DeleteMessage("bob", "m1"), "not_author")
+
+
+@scenario("message_deleted")
+def _(world) -> None:
+    world.do(CreateThread("alice", "t", "title"))
+    world.do(PostMessage("alice", "t", "m1", "soon gone"))
+    world.do(DeleteMessage("alice", "m1"))
+    world.refuse(EditMessage("alice", "m1", "back"), "message_deleted")
+    world.refuse(DeleteMessage("alice", "m1"), "message_deleted")
+
+
+@scenario("unchanged")
+def _(world) -> None:
+    world.do(CreateThread("alice", "t", "title"))
+    world.do(PostMessage("alice", "t", "m1", "as it is"))
+    world.refuse(EditMessage("alice", "m1", "as it is"), "unchanged")
 
 
 @pytest.mark.parametrize("code", sorted(SCENARIOS))

@@ -31,7 +31,9 @@ from choir.program import (
     CitationInput,
     CitationRecord,
     CreateThread,
+    DeleteMessage,
     Divest,
+    EditMessage,
     Expire,
     Grant,
     Instruction,
@@ -76,6 +78,8 @@ INSTRUCTIONS = [
     SetNovelty,
     Grant,
     Withdraw,
+    EditMessage,
+    DeleteMessage,
 ]
 
 actors = st.sampled_from(ACTORS)
@@ -111,6 +115,8 @@ blind = st.one_of(
     st.builds(SetNovelty, ids, novelties),
     st.builds(Grant, actors, amounts, st.sampled_from(["g0", "g1"])),
     st.builds(Withdraw, actors, amounts, st.sampled_from(["w0", "w1"])),
+    st.builds(EditMessage, st.sampled_from([*ACTORS, AI_AUTHOR]), ids, contents),
+    st.builds(DeleteMessage, st.sampled_from([*ACTORS, AI_AUTHOR]), ids),
 )
 # Any value in any field.
 junk = st.one_of(
@@ -151,6 +157,15 @@ class ProgramMachine(RuleBasedStateMachine):
         for message_id, novelty in outcome.novelty:  # as the store updates its row
             self.messages = [
                 dataclasses.replace(m, novelty_ppm=novelty) if m.message_id == message_id else m
+                for m in self.messages
+            ]
+        for r in outcome.revisions:  # as the store rewrites the message's row
+            self.messages = [
+                dataclasses.replace(
+                    m, content=r.content, content_hash=r.content_hash, version=r.version, deleted=r.deleted
+                )
+                if m.message_id == r.message_id
+                else m
                 for m in self.messages
             ]
         self.citations += outcome.citations
@@ -286,6 +301,19 @@ class ProgramMachine(RuleBasedStateMachine):
             end += timedelta(seconds=PARAMS.novelty_grace_s)
         self.now = max(self.now, end)
         self.settle(epoch)
+
+    @precondition(lambda self: any(not m.deleted for m in self.state.messages.values()))
+    @rule(data=st.data(), content=st.sampled_from(GOOD_CONTENTS), delete=st.booleans())
+    def revise_own_message(self, data: st.DataObject, content: str, delete: bool) -> None:
+        live = sorted((mid, ref.author) for mid, ref in self.state.messages.items() if not ref.deleted)
+        message_id, author = data.draw(st.sampled_from(live))
+        if delete:
+            outcome = self.step(DeleteMessage(author, message_id))
+            assert (outcome is not None) == (author != AI_AUTHOR)
+            if outcome is not None:
+                assert self.state.messages[message_id].deleted
+        else:
+            self.step(EditMessage(author, message_id, content))
 
     @precondition(lambda self: any(m.novelty_ppm is None for m in self.state.messages.values()))
     @rule(data=st.data(), novelty=st.integers(min_value=0, max_value=1_000_000))

@@ -45,7 +45,7 @@ class Commit:
 
     def event_data(self, event: Event) -> dict[str, Any]:
         """The event's data as stored and as sent: a post carries its rendered html."""
-        if event.kind != "message.posted":
+        if event.kind not in ("message.posted", "message.edited"):
             return event.data
         return event.data | {"html": self.html.get(event.data["message_id"], "")}
 

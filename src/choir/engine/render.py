@@ -44,5 +44,9 @@ def plain_html(content: str) -> str:
 
 
 def render_all(outcomes: Sequence[Outcome], render: Render) -> dict[str, str]:
-    """The html of every message the outcomes publish, by message id."""
-    return {m.message_id: render(m.content) for o in outcomes for m in o.messages}
+    """The html of every message the outcomes publish or edit, by message id (a tombstone has none)."""
+    html = {m.message_id: render(m.content) for o in outcomes for m in o.messages}
+    for o in outcomes:
+        for r in o.revisions:
+            html[r.message_id] = "" if r.deleted else render(r.content)
+    return html

@@ -20,7 +20,9 @@ from choir.ledger import ONE_CHOIR, user_account
 from choir.program import (
     CitationInput,
     CreateThread,
+    DeleteMessage,
     Divest,
+    EditMessage,
     Expire,
     Grant,
     Instruction,
@@ -167,6 +169,7 @@ class Simulator:
             (0.08, self.cite),
             (0.02, self.withdraw),
             (0.05, self.nonsense),
+            (0.04, self.revise),
         ]
         roll = self.rng.random() * sum(w for w, _ in makers)
         for weight, make in makers:
@@ -273,6 +276,17 @@ class Simulator:
             CitationInput(n + 1, mid, self.rng.randint(200_000, 1_000_000)) for n, mid in enumerate(chosen)
         )
         return RecordCitations(self.fresh_id("a"), self.actor(), self.thread_id(), citations)
+
+    def revise(self) -> Instruction:
+        """Edit or delete a message, mostly as its author (not_author, message_deleted, unchanged)."""
+        messages = sorted(self.state.messages.items())
+        if not messages:
+            return DeleteMessage(self.actor(), self.fresh_id("m"))  # message_not_found
+        message_id, ref = self.rng.choice(messages)
+        actor = ref.author if self.rng.random() < 0.9 else self.actor()
+        if self.rng.random() < 0.3:
+            return DeleteMessage(actor, message_id)
+        return EditMessage(actor, message_id, self.content())
 
     def withdraw(self) -> Instruction:
         actor = self.actor()

@@ -5,7 +5,8 @@
     │   ├── InvalidId                invalid_id
     │   ├── InvalidAmount            invalid_amount
     │   ├── EmptyContent             empty_content
-    │   └── ContentTooLarge          content_too_large
+    │   ├── ContentTooLarge          content_too_large
+    │   └── Unchanged                unchanged
     ├── NotFound
     │   ├── ThreadNotFound           thread_not_found
     │   ├── SpecNotFound             spec_not_found
@@ -21,7 +22,8 @@
     │   ├── AlreadyCoAuthor          already_co_author
     │   ├── NotVoter                 not_voter
     │   ├── LastCoAuthor             last_co_author
-    │   └── DivestTooSoon            divest_too_soon
+    │   ├── DivestTooSoon            divest_too_soon
+    │   └── NotAuthor                not_author
     ├── SpecClosed
     │   ├── AlreadyVoted             already_voted
     │   ├── SpecExpired              spec_expired
@@ -31,6 +33,7 @@
     │   ├── ThreadFull               thread_full
     │   ├── TooManyPendingSpecs      too_many_pending_specs
     │   └── RateLimited              rate_limited
+    ├── MessageDeleted               message_deleted
     ├── StakeTooLow                  stake_too_low
     ├── InsufficientFunds            insufficient_funds
     ├── EpochNotEnded                epoch_not_ended
@@ -138,6 +141,18 @@ class LastCoAuthor(Forbidden):
 
 class DivestTooSoon(Forbidden):
     code = "divest_too_soon"
+
+
+class NotAuthor(Forbidden):
+    code = "not_author"
+
+
+class MessageDeleted(ProgramError):
+    code = "message_deleted"
+
+
+class Unchanged(InvalidInput):
+    code = "unchanged"
 
 
 class SpecClosed(ProgramError):

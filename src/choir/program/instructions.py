@@ -39,6 +39,26 @@ class PostMessage:
     novelty_ppm: int | None = 1_000_000
     ask_id: str | None = None
     citations: tuple[CitationInput, ...] = ()
+    # The addresses its @mentions name (resolved from display names by the caller); the program
+    # keeps only those who may read the thread.
+    mentions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EditMessage:
+    """The author replaces their message's content: its next version."""
+
+    actor: str
+    message_id: str
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteMessage:
+    """The author deletes their message: its content goes, a tombstone stays."""
+
+    actor: str
+    message_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +152,8 @@ Instruction = (
     CreateThread
     | PostMessage
     | PostAnswer
+    | EditMessage
+    | DeleteMessage
     | SubmitSpec
     | Vote
     | Expire

@@ -18,6 +18,25 @@ def violations(state: State) -> list[str]:
     problems = list(state.ledger.check())
     problems += _thread_problems(state)
     problems += _spec_problems(state)
+    problems += _deleted_problems(state)
+    return problems
+
+
+def _deleted_problems(state: State) -> list[str]:
+    """Content that no longer exists earns nothing: no deleted message waits for a new-message
+    reward, and no citation of one waits for a prior reward."""
+    problems = [
+        f"deleted message {mid} waits for a reward in epoch {epoch}"
+        for epoch, posts in state.epoch_posts.items()
+        for mid in posts
+        if state.messages[mid].deleted
+    ]
+    problems += [
+        f"a citation of deleted message {r.message_id} waits for epoch {epoch}"
+        for epoch, records in state.epoch_citations.items()
+        for r in records
+        if state.messages[r.message_id].deleted
+    ]
     return problems
 
 
@@ -70,7 +89,7 @@ def _thread_problems_of(state: State, threads: Iterable[Thread]) -> list[str]:
             problems.append(
                 f"thread {thread.thread_id} has more than {state.params.max_co_authors} co-authors"
             )
-        published += state.answers.get(thread.thread_id, 0)
+        published += state.answers.get(thread.thread_id, 0) + state.tombstones.get(thread.thread_id, 0)
         if published != thread.message_count:
             problems.append(f"thread {thread.thread_id}: message count {thread.message_count} is wrong")
     return problems

@@ -25,7 +25,9 @@ from choir.program import errors
 from choir.program.instructions import (
     CitationInput,
     CreateThread,
+    DeleteMessage,
     Divest,
+    EditMessage,
     Expire,
     Grant,
     Instruction,
@@ -38,6 +40,7 @@ from choir.program.instructions import (
     Vote,
     Withdraw,
 )
+from choir.program.revisions import delete_message, edit_message
 from choir.program.state import (
     AI_AUTHOR,
     Citation,
@@ -76,6 +79,7 @@ from choir.rewards import (
 )
 
 MAX_CITATIONS = 64
+MAX_MENTIONS = 20
 
 
 def apply(state: State, instruction: Instruction, now: datetime) -> Outcome:
@@ -144,7 +148,8 @@ def _post_message(tx: Tx, ins: PostMessage) -> None:
         check_id(ins.ask_id, "ask_id")
     check_new_id(tx.state, message_id)
     citations = tuple(Citation(c.n, c.message_id, c.score_ppm) for c in _check_citations(ins.citations))
-    _publish(tx, thread, message_id, actor, content, novelty, ins.ask_id, citations)
+    mentions = _check_mentions(thread, actor, ins.mentions)
+    _publish(tx, thread, message_id, actor, content, novelty, ins.ask_id, citations, mentions=mentions)
     tx.result = {"message_id": message_id, "seq": tx.thread(thread.thread_id).last_seq}
 
 
@@ -158,6 +163,7 @@ def _publish(
     ask_id: str | None = None,
     citations: tuple[Citation, ...] = (),
     question: str | None = None,
+    mentions: tuple[str, ...] = (),
 ) -> None:
     digest = content_hash(content)
     taken = hashes.get(digest) if (hashes := tx.state.hashes.get(thread.thread_id)) else None
@@ -168,7 +174,7 @@ def _publish(
     current = tx.thread(thread.thread_id)
     seq = current.last_seq + 1
     tx.put_thread(advanced(current, seq, new_messages=1))
-    data = {
+    data: dict[str, Any] = {
         "message_id": message_id,
         "author": author,
         "content": content,
@@ -178,6 +184,8 @@ def _publish(
     }
     if ask_id is not None:
         data["question"] = question
+    if mentions:
+        data["mentions"] = list(mentions)
     tx.events.append(Event(thread.thread_id, seq, "message.posted", data, tx.now))
     tx.messages.append(
         Message(
@@ -194,6 +202,20 @@ def _publish(
             question,
         )
     )
+
+
+def _check_mentions(thread: Thread, author: str, mentions: object) -> tuple[str, ...]:
+    """The mentioned addresses that stay: valid, not the author, at most MAX_MENTIONS, and in a
+    private thread only its co-authors (a mention never shows a private message to anyone else)."""
+    if not isinstance(mentions, tuple | list):
+        raise errors.InvalidInput("mentions must be a list of addresses")
+    kept = dict.fromkeys(check_actor(m) for m in mentions)
+    kept.pop(author, None)
+    if thread.visibility is Visibility.PRIVATE:
+        kept = {a: None for a in kept if thread.member(a) is not None}
+    if len(kept) > MAX_MENTIONS:
+        raise errors.InvalidInput(f"at most {MAX_MENTIONS} people can be mentioned in one message")
+    return tuple(kept)
 
 
 def _check_citations(citations: object) -> tuple[CitationInput, ...]:
@@ -454,6 +476,7 @@ def _record(tx: Tx, ask_id: str, asker: str, asking_thread: str, inputs: tuple[C
         # Citing yourself or your own thread earns nothing; private threads are never priors.
         eligible = (
             ref.thread_id != asking_thread
+            and not ref.deleted
             and ref.author != asker
             and ref.author != AI_AUTHOR
             and cited.visibility is Visibility.PUBLIC
@@ -555,6 +578,8 @@ _HANDLERS: dict[type, Callable[[Tx, Any], None]] = {
     PostAnswer: _post_answer,
     SettleEpoch: _settle_epoch,
     SetNovelty: _set_novelty,
+    EditMessage: edit_message,
+    DeleteMessage: delete_message,
     Grant: _grant,
     Withdraw: _withdraw,
 }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
@@ -112,10 +112,28 @@ class Message:
     citations: tuple[Citation, ...] = ()
     # An AI answer keeps the question it answers (not part of its content or its hash).
     question: str | None = None
+    # 1 as published; each edit (or the deletion) of the message is the next version.
+    version: int = 1
+    deleted: bool = False
 
     @property
     def is_ai(self) -> bool:
         return self.author == AI_AUTHOR
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    """The next version of a published message: an edit (new content), or its deletion (a tombstone
+    whose content is empty). Its hash is committed and anchored like a new message's."""
+
+    message_id: str
+    thread_id: str
+    author: str
+    version: int
+    content: str
+    content_hash: str
+    at: datetime
+    deleted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +145,8 @@ class MessageRef:
     content_hash: str
     epoch: int = 0
     novelty_ppm: int | None = 1_000_000
+    version: int = 1
+    deleted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +233,7 @@ class Outcome:
     result: dict[str, Any] = field(default_factory=dict)
     at: datetime | None = None
     novelty: list[tuple[str, int]] = field(default_factory=list)  # (message id, weight) measured
+    revisions: list[Revision] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -220,6 +241,7 @@ class Outcome:
             self.threads
             or self.specs
             or self.messages
+            or self.revisions
             or self.transfers
             or self.citations
             or self.epochs
@@ -248,6 +270,8 @@ class State:
     # thread -> number of AI answers: they are not in `hashes` (the same question asked again gets the
     # same answer, which is not a duplicate post).
     answers: dict[str, int] = field(default_factory=dict)
+    # thread -> number of deleted messages: tombstones still count as the thread's messages.
+    tombstones: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def genesis(cls, genesis_at: datetime, params: Params | None = None) -> State:
@@ -277,6 +301,8 @@ class State:
             self._index_message(message)
         for message_id, novelty_ppm in outcome.novelty:
             self._set_novelty(message_id, novelty_ppm)
+        for revision in outcome.revisions:
+            self._revise(revision)
         for record in outcome.citations:
             if record.eligible:
                 self.epoch_citations.setdefault(record.epoch, []).append(record)
@@ -302,20 +328,59 @@ class State:
     def _index_message(self, message: Message) -> None:
         epoch = self.epoch_of(message.published_at)
         self.messages[message.message_id] = MessageRef(
-            message.thread_id, message.author, message.content_hash, epoch, message.novelty_ppm
+            message.thread_id,
+            message.author,
+            message.content_hash,
+            epoch,
+            message.novelty_ppm,
+            message.version,
+            message.deleted,
         )
         if message.is_ai:
             self.answers[message.thread_id] = self.answers.get(message.thread_id, 0) + 1
+        elif message.deleted:
+            self.hashes.setdefault(message.thread_id, {})  # as a live deletion leaves it
+            self.tombstones[message.thread_id] = self.tombstones.get(message.thread_id, 0) + 1
         else:
             self.hashes.setdefault(message.thread_id, {})[message.content_hash] = message.message_id
-        if not message.is_ai and epoch not in self.epochs:
+        if not message.is_ai and not message.deleted and epoch not in self.epochs:
             self.epoch_posts.setdefault(epoch, {})[message.message_id] = (message.author, message.novelty_ppm)
+
+    def _revise(self, revision: Revision) -> None:
+        """A message's next version. It keeps its one place in its epoch's posts (an edit earns no
+        second reward); a deleted one leaves them, and its citations awaiting settlement lose their
+        eligibility: content that no longer exists earns nothing. What was paid stays paid."""
+        ref = self.messages[revision.message_id]
+        if ref.version >= revision.version:
+            return  # a process catching up read the message's row at this version already
+        hashes = self.hashes.setdefault(ref.thread_id, {})
+        if hashes.get(ref.content_hash) == revision.message_id:
+            del hashes[ref.content_hash]
+        if not revision.deleted:
+            hashes[revision.content_hash] = revision.message_id
+        self.messages[revision.message_id] = replace(
+            ref, content_hash=revision.content_hash, version=revision.version, deleted=revision.deleted
+        )
+        if revision.deleted:
+            self.tombstones[ref.thread_id] = self.tombstones.get(ref.thread_id, 0) + 1
+            self._forget_rewards(revision.message_id, ref.epoch)
+
+    def _forget_rewards(self, message_id: str, epoch: int) -> None:
+        # Emptied entries go, as State.load (which never sees a deleted message's post) has none.
+        posts = self.epoch_posts.get(epoch)
+        if posts is not None and posts.pop(message_id, None) is not None and not posts:
+            del self.epoch_posts[epoch]
+        for pending, records in list(self.epoch_citations.items()):
+            if any(r.message_id == message_id for r in records):
+                kept = [r for r in records if r.message_id != message_id]
+                if kept:
+                    self.epoch_citations[pending] = kept
+                else:
+                    del self.epoch_citations[pending]
 
     def _set_novelty(self, message_id: str, novelty_ppm: int) -> None:
         ref = self.messages[message_id]
-        self.messages[message_id] = MessageRef(
-            ref.thread_id, ref.author, ref.content_hash, ref.epoch, novelty_ppm
-        )
+        self.messages[message_id] = replace(ref, novelty_ppm=novelty_ppm)
         posts = self.epoch_posts.get(ref.epoch)
         if posts is not None and message_id in posts:
             posts[message_id] = (ref.author, novelty_ppm)
@@ -342,6 +407,9 @@ class State:
         for message in messages:
             state._index_message(message)
         for record in citations:
+            cited = state.messages.get(record.message_id)
+            if cited is not None and cited.deleted:
+                continue  # as _revise does when the deletion is applied live
             if record.eligible and record.epoch not in state.epochs:
                 state.epoch_citations.setdefault(record.epoch, []).append(record)
         return state

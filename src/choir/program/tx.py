@@ -19,6 +19,7 @@ from choir.program.state import (
     Message,
     Notice,
     Outcome,
+    Revision,
     Spec,
     State,
     Thread,
@@ -35,6 +36,7 @@ class Tx:
         "novelty",
         "now",
         "result",
+        "revisions",
         "specs",
         "state",
         "threads",
@@ -53,6 +55,7 @@ class Tx:
         self.citations: list[CitationRecord] = []
         self.epochs: list[EpochSettlement] = []
         self.novelty: list[tuple[str, int]] = []
+        self.revisions: list[Revision] = []
         self.result: dict[str, Any] = {}
 
     def thread(self, thread_id: str) -> Thread:
@@ -130,6 +133,7 @@ class Tx:
             result=self.result,
             at=self.now,
             novelty=self.novelty,
+            revisions=self.revisions,
         )
 
 

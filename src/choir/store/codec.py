@@ -13,6 +13,7 @@ from choir.program import (
     EpochSettlement,
     Member,
     Message,
+    Revision,
     Spec,
     SpecStatus,
     Thread,
@@ -107,6 +108,7 @@ def message_row(m: Message, html: str) -> dict[str, Any]:
         "ask_id": m.ask_id,
         "citations": [[c.n, c.message_id, c.score_ppm] for c in m.citations],
         "question": m.question,
+        "version": m.version,
     }
 
 
@@ -123,6 +125,23 @@ def message_from(row: Row) -> Message:
         ask_id=row["ask_id"],
         citations=tuple(Citation(n, mid, s) for n, mid, s in row["citations"]),
         question=row.get("question"),
+        version=row.get("version") or 1,
+        deleted=row.get("deleted_at") is not None,
+    )
+
+
+def revision_from(row: Row) -> Revision:
+    """A message row's current version as the Revision that made it (for catching up)."""
+    deleted = row["deleted_at"] is not None
+    return Revision(
+        message_id=row["message_id"],
+        thread_id=row["thread_id"],
+        author=row["author"],
+        version=row["version"],
+        content=row["content"],
+        content_hash=row["content_hash"],
+        at=row["deleted_at"] if deleted else row["edited_at"],
+        deleted=deleted,
     )
 
 

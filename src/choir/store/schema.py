@@ -124,16 +124,35 @@ messages = Table(
     Column("citations", JSONText, nullable=False),
     # An AI answer's question (NULL for a person's message).
     Column("question", Text, nullable=True),
+    # The current version (1 as published); earlier ones are in message_versions. A deleted message
+    # is a tombstone: empty content and html, deleted_at set.
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    Column("edited_at", UTCTime, nullable=True),
+    Column("deleted_at", UTCTime, nullable=True),
     Index("ix_messages_thread_seq", "thread_id", "seq", unique=True),
-    # A person posts the same content once per thread; AI answers (ask_id set) may repeat.
+    # A person posts the same content once per thread; AI answers (ask_id set) may repeat, and a
+    # tombstone holds no content.
     Index(
         "ix_messages_thread_hash",
         "thread_id",
         "content_hash",
         unique=True,
-        sqlite_where=text("ask_id IS NULL"),
-        postgresql_where=text("ask_id IS NULL"),
+        sqlite_where=text("ask_id IS NULL AND deleted_at IS NULL"),
+        postgresql_where=text("ask_id IS NULL AND deleted_at IS NULL"),
     ),
+)
+
+# The versions a message had before its current one. An edit copies the replaced version here; a
+# deletion copies it too and then removes the content of every version (the hashes stay: they are
+# committed in the change log and anchored).
+message_versions = Table(
+    "message_versions",
+    metadata,
+    Column("message_id", String(32), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("content", Text, nullable=True),
+    Column("content_hash", String(64), nullable=False),
+    Column("at", UTCTime, nullable=False),
 )
 
 events = Table(
@@ -232,6 +251,10 @@ changes = Table(
     Column("kind", String(1), nullable=False),
     Column("ref", String(64), nullable=False),
     Column("co_authors", JSONText),
+    # A message ("m") or a message's next version ("v", ref = the message id): the hash committed
+    # here is the one anchored, whatever later versions the message has.
+    Column("version", Integer, nullable=True),
+    Column("content_hash", String(64), nullable=True),
     Index("ix_changes_ref_position", "ref", "position"),
 )
 
@@ -287,4 +310,35 @@ state_log = Table(
     # whose citations it recorded, epochs) and the novelty it measured: a process at version v - 1
     # reads those rows and applies them instead of reloading the whole state.
     Column("delta", JSONText, nullable=False),
+)
+
+
+# -- each person's inbox: follows, read marks and notifications (choir.store.inbox) ------------
+
+thread_follows = Table(
+    "thread_follows",
+    metadata,
+    Column("address", String(64), primary_key=True),
+    Column("thread_id", String(32), primary_key=True),
+    # False: unfollowed on purpose (writing in the thread again does not follow it again).
+    Column("following", Boolean, nullable=False),
+    # The thread's seq the person has read up to: what is after it (by others) is unread.
+    Column("read_seq", Integer, nullable=False, server_default=text("0")),
+    Index("ix_thread_follows_thread", "thread_id"),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    # Increasing in commit order (written while the state version is held): a client resumes
+    # after the last id it has.
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("address", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("thread_id", String(32), nullable=True),
+    Column("ref", String(64), nullable=True),
+    Column("data", JSONText, nullable=False),
+    Column("at", UTCTime, nullable=False),
+    Column("read", Boolean, nullable=False, server_default=text("false")),
+    Index("ix_notifications_address_id", "address", "id"),
 )

@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.pool import StaticPool
 
 from choir.ledger import Ledger
-from choir.program import Event, Message, Outcome, Params, State
+from choir.program import Event, Message, Outcome, Params, Revision, State
 from choir.store import codec, keywords, schema, statelog
 
 VERSION_KEY = "state_version"
@@ -204,6 +204,8 @@ class Store:
         novelty = [{"mid": mid, "ppm": ppm} for o in outcomes for mid, ppm in o.novelty]
         if novelty:
             conn.execute(_SET_NOVELTY, novelty)
+        for revision in (r for o in outcomes for r in o.revisions):
+            _revise(conn, revision, html.get(revision.message_id, ""))
         if changes:
             self._log_changes(conn, changes)
         if version is not None and self.logs_state:
@@ -277,17 +279,48 @@ _OWNERSHIP_EVENTS = frozenset({"thread.created", "coauthor.joined", "coauthor.le
 def _changes_of(o: Outcome) -> Iterator[dict[str, Any]]:
     """Change log rows of one outcome, in ledger order: its transfers, its messages, its new co-author sets."""
     for t in o.transfers:
-        yield {"kind": "t", "ref": f"{t.id:032x}", "co_authors": None}
+        yield {"kind": "t", "ref": f"{t.id:032x}", "co_authors": None, "content_hash": None}
     for m in o.messages:
-        yield {"kind": "m", "ref": m.message_id, "co_authors": None}
+        yield {"kind": "m", "ref": m.message_id, "co_authors": None, "content_hash": m.content_hash}
+    for r in o.revisions:
+        yield {
+            "kind": "v",
+            "ref": r.message_id,
+            "co_authors": None,
+            "version": r.version,
+            "content_hash": r.content_hash,
+        }
     for thread_id in dict.fromkeys(e.thread_id for e in o.events if e.kind in _OWNERSHIP_EVENTS):
         thread = o.threads[thread_id]  # the program puts every thread whose members it changes
-        yield {"kind": "o", "ref": thread_id, "co_authors": sorted(set(thread.co_authors))}
+        yield {
+            "kind": "o",
+            "ref": thread_id,
+            "co_authors": sorted(set(thread.co_authors)),
+            "content_hash": None,
+        }
+
+
+def _revise(conn: Connection, r: Revision, html: str) -> None:
+    """Keep the replaced version, write the new one; a deletion removes the content of all."""
+    conn.execute(_KEEP_VERSION, {"mid": r.message_id})
+    values = {"content": r.content, "html": html, "content_hash": r.content_hash, "version": r.version}
+    values |= {"deleted_at": r.at} if r.deleted else {"edited_at": r.at}
+    m, v = schema.messages, schema.message_versions
+    conn.execute(update(m).where(m.c.message_id == r.message_id).values(**values))
+    if r.deleted:
+        conn.execute(update(v).where(v.c.message_id == r.message_id).values(content=None))
+
+
+_KEEP_VERSION = text(
+    "INSERT INTO message_versions (message_id, version, content, content_hash, at) "
+    "SELECT message_id, version, content, content_hash, COALESCE(edited_at, published_at) "
+    "FROM messages WHERE message_id = :mid"
+)
 
 
 def _event_row(e: Event, html: Mapping[str, str]) -> dict[str, Any]:
     data = e.data
-    if e.kind == "message.posted":
+    if e.kind in ("message.posted", "message.edited"):
         # The same html the live frame carries (Commit.event_data); the event itself is left as it is.
         data = data | {"html": html.get(data["message_id"], "")}
     return {"thread_id": e.thread_id, "seq": e.seq, "kind": e.kind, "data": data, "at": e.at}

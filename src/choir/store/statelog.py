@@ -29,7 +29,7 @@ PRUNE_EVERY: Final = 1_000
 def delta_of(outcomes: Sequence[Outcome]) -> dict[str, list[Any]]:
     """The keys of what a batch wrote, in the order it wrote them."""
     delta: dict[str, list[Any]] = {k: [] for k in ("threads", "specs", "accounts", "messages", "transfers")}
-    delta |= {"asks": [], "epochs": [], "novelty": []}
+    delta |= {"asks": [], "epochs": [], "novelty": [], "revisions": []}
     for o in outcomes:
         delta["threads"].extend(o.threads)
         delta["specs"].extend(o.specs)
@@ -39,6 +39,7 @@ def delta_of(outcomes: Sequence[Outcome]) -> dict[str, list[Any]]:
         delta["asks"].extend(dict.fromkeys(c.ask_id for c in o.citations))
         delta["epochs"].extend(e.epoch for e in o.epochs)
         delta["novelty"].extend([mid, ppm] for mid, ppm in o.novelty)
+        delta["revisions"].extend(r.message_id for r in o.revisions)
     return {k: list(dict.fromkeys(v)) if k != "novelty" else v for k, v in delta.items() if v}
 
 
@@ -84,6 +85,12 @@ class _Records:
             r.message_id: codec.message_from(r._mapping)
             for r in _rows(conn, m, m.c.message_id, keys("messages"))
         }
+        # A revised message's row holds its current version: applying it for each revision that
+        # led there is harmless (the same later value, applied early).
+        self.revisions = {
+            r.message_id: codec.revision_from(r._mapping)
+            for r in _rows(conn, m, m.c.message_id, keys("revisions"))
+        }
         self.transfers = {
             r.id: codec.transfer_from(r._mapping) for r in _rows(conn, x, x.c.id, keys("transfers"))
         }
@@ -104,6 +111,7 @@ class _Records:
             citations=[c for ask in delta.get("asks", ()) for c in self.citations.get(ask, ())],
             epochs=[self.epochs[k] for k in delta.get("epochs", ())],
             novelty=[(mid, ppm) for mid, ppm in delta.get("novelty", ())],
+            revisions=[self.revisions[k] for k in delta.get("revisions", ())],
         )
 
 
