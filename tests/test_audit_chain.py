@@ -244,7 +244,28 @@ def test_without_a_settled_chain_the_audit_says_it_cannot_audit(tmp_path: Path) 
     assert "no litesvm settlement checkpoint" in result.output
 
 
-def test_a_store_from_before_the_change_log_is_backfilled_and_settles(db: Path) -> None:
+def test_downgrading_past_message_versions_refuses_to_forget_them(db: Path) -> None:
+    store = Store(f"sqlite:///{db}")
+    try:
+        with store.engine.begin() as conn:
+            cfg = alembic_config(store.engine)
+            cfg.attributes["connection"] = conn
+            with pytest.raises(RuntimeError, match="edited or deleted"):
+                command.downgrade(cfg, "0007")
+        with store.engine.connect() as conn:
+            kept = conn.exec_driver_sql("SELECT COUNT(*) FROM message_versions").scalar_one()
+        assert kept > 0  # the simulated store edits messages, and nothing was dropped
+    finally:
+        store.close()
+
+
+def test_a_store_from_before_the_change_log_is_backfilled_and_settles(tmp_path: Path) -> None:
+    db = tmp_path / "choir.db"
+    # A store of before the change log holds no edited or deleted message (0008 refuses to forget them).
+    sim = Simulator(seed=11, actors=24, database_url=f"sqlite:///{db}", revisions=False)
+    sim.actors = [str(Keypair().pubkey()) for _ in sim.actors]
+    sim.run(SIM_STEPS)
+    sim.coordinator.store.close()
     store = Store(f"sqlite:///{db}")
     with store.engine.begin() as conn:
         cfg = alembic_config(store.engine)

@@ -158,7 +158,12 @@ def test_the_most_cited_priors_are_ranked_and_public(
     counts = [c.citations for c in report.top_cited]
     assert counts == sorted(counts, reverse=True)
     public_counts = sorted(
-        (n for mid, n in truth.cited.items() if _public(sim, sim.state.messages[mid].thread_id)), reverse=True
+        (
+            n
+            for mid, n in truth.cited.items()
+            if _public(sim, sim.state.messages[mid].thread_id) and not sim.state.messages[mid].deleted
+        ),
+        reverse=True,
     )
     assert counts == public_counts[: len(counts)]
     for c in report.top_cited:

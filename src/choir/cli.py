@@ -129,6 +129,9 @@ def audit(
 @app.command()
 def proof(
     message_id: str = typer.Argument(..., help="The message to prove."),
+    version: int = typer.Option(
+        1, min=1, help="Which version: 1 as published, then each edit and the deletion."
+    ),
     data_dir: Path | None = typer.Option(None, help="Data directory [CHOIR_DATA_DIR, default ./choir-data]."),
     database_url: str | None = typer.Option(
         None, help="Store URL [CHOIR_DATABASE_URL, default SQLite in data dir]."
@@ -137,7 +140,7 @@ def proof(
     """A message's inclusion proof in its anchored Merkle root, checked offline; exit 1 if not proven."""
     from choir.ops.proofs import proof_command
 
-    raise typer.Exit(proof_command(data_dir, database_url, message_id, typer.echo))
+    raise typer.Exit(proof_command(data_dir, database_url, message_id, typer.echo, version))
 
 
 @app.command()

@@ -12,9 +12,13 @@ import pytest
 from inproc import InProcess, StatementCounter, count_statements, in_process
 
 from choir.program import PostMessage
+from choir.store import inbox
 
-# A post: claim the version; upsert the thread; insert the message and its event; number the change log.
-POST_STATEMENTS = 6
+# A post: claim the version; upsert the thread; insert the message and its event; number the change log;
+# read the thread's followers (the author, who follows it already, gets no new row).
+POST_STATEMENTS = 7
+# Each follower told of it: two more statements in all (number them, insert them), however many.
+POST_TO_FOLLOWERS_STATEMENTS = POST_STATEMENTS + 2
 # A sign-in: the nonce; then consume it, read it, the user row, the session, the welcome grant's
 # commit (version, balances, transfer, change log: 5) and the display name.
 SIGN_IN_STATEMENTS = 11
@@ -22,8 +26,8 @@ SIGN_IN_STATEMENTS = 11
 THREAD_PAGE_STATEMENTS = 4
 # An ask with a cited prior: the session, the keyword half of the hybrid retrieval (one full-text
 # query), the priors' rows, and the answer with its citation records in one commit (version, thread,
-# message, event, citations, change log: 7).
-ASK_STATEMENTS = 10
+# message, event, citations, change log: 7), the thread's followers, and the asker's notification (numbered, inserted).
+ASK_STATEMENTS = 13
 
 
 @pytest.fixture
@@ -61,6 +65,20 @@ async def test_post(ip: InProcess, counter: StatementCounter, earlier_posts: int
     with counter.counting() as statements:
         await ip.runtime.writer.execute(PostMessage(address, thread_id, "counted", "the counted post"))
     assert len(statements) == POST_STATEMENTS, statements
+
+
+@pytest.mark.parametrize("followers", [1, 12])
+async def test_post_to_followers(ip: InProcess, counter: StatementCounter, followers: int) -> None:
+    address, cookie = await ip.sign_in()
+    thread_id = await _thread_with_posts(ip, address, cookie, 0)
+    with ip.runtime.store.engine.begin() as conn:
+        for n in range(followers):
+            inbox.follow(conn, f"follower{n}", thread_id, True)
+    with counter.counting() as statements:
+        await ip.runtime.writer.execute(PostMessage(address, thread_id, "counted", "told to the followers"))
+    assert len(statements) == POST_TO_FOLLOWERS_STATEMENTS, statements
+    with ip.runtime.store.engine.connect() as conn:
+        assert len(inbox.notifications_after(conn, "follower0", 0, 10)) == 1
 
 
 @pytest.mark.parametrize("earlier_posts", [1, 40])

@@ -39,7 +39,7 @@ from choir.chain.layout import CustodyLayout
 from choir.chain.litesvm_backend import LiteSvmBackend
 from choir.chain.merkle import MerkleTree
 from choir.chain.reconcile import reconcile
-from choir.chain.records import MessageRecord, OwnershipRecord
+from choir.chain.records import MessageRecord, OwnershipRecord, split_record_id
 from choir.chain.sqlfeed import OWNERSHIP, head_position, ledger_balances_at, log_gaps
 from choir.chain.sqlstate import anchored_batches, chain_names, load_checkpoint
 from choir.ledger import SUPPLY
@@ -132,16 +132,22 @@ def chain_findings(
     sql_messages: Mapping[str, tuple[str, str]],
     private_threads: Collection[str],
     index: IndexView | None,
+    sql_versions: Mapping[str, int] | None = None,
+    deleted: Collection[str] = (),
 ) -> list[Finding]:
     """Every difference between the chain, its anchors, the store and the index. Raises
-    `CannotAuditChain` when the chain cannot be read."""
+    `CannotAuditChain` when the chain cannot be read. ``sql_versions``: each edited message's
+    current version; ``deleted``: the tombstones (never in the index, by design)."""
     findings: list[Finding] = [("chain_log", gap) for gap in view.log_gaps]
     checkpoint = view.checkpoint
     if view.source.kind == "litesvm" and checkpoint.chain_snapshot is None:
         return [*findings, ("chain_checkpoint", f"{view.source.name} saved no chain snapshot yet")]
     findings += _run(lambda: _ask_chain(view))
     findings += [
-        ("coherence", line) for line in _coherence(view, sql_co_authors, sql_messages, private_threads, index)
+        ("coherence", line)
+        for line in _coherence(
+            view, sql_co_authors, sql_messages, private_threads, index, sql_versions or {}, deleted
+        )
     ]
     return findings
 
@@ -219,13 +225,25 @@ def _coherence(
     sql_messages: Mapping[str, tuple[str, str]],
     private_threads: Collection[str],
     index: IndexView | None,
+    sql_versions: Mapping[str, int],
+    deleted: Collection[str],
 ) -> list[str]:
     ownership: dict[str, OwnershipRecord] = {}
-    anchored_messages: dict[str, MessageRecord] = {}
+    latest: dict[str, tuple[int, MessageRecord]] = {}
     for anchored in view.anchors:
         ownership.update((r.thread_id, r) for r in anchored.ownership)
         for record in anchored.messages:
-            anchored_messages.setdefault(record.message_id, record)
+            # A message's versions are records of their own; the latest one anchored stands for it.
+            message_id, version = split_record_id(record.message_id)
+            if message_id not in latest or version > latest[message_id][0]:
+                latest[message_id] = (
+                    version,
+                    MessageRecord(message_id, record.thread_id, record.content_hash),
+                )
+    # A message whose current version is not anchored yet is lag, not a difference.
+    anchored_messages = {
+        mid: record for mid, (version, record) in latest.items() if version >= sql_versions.get(mid, 1)
+    }
     for thread_id in view.owners_changed_since:
         ownership.pop(thread_id, None)  # its new set is not anchored yet: lag, not a difference
     sql = _records(sql_messages)
@@ -235,7 +253,7 @@ def _coherence(
     else:
         index_co_authors = index.co_authors
         # Private messages are never indexed, by design: for them the store's record stands in.
-        private = {mid: r for mid, r in sql.items() if r.thread_id in private_threads}
+        private = {mid: r for mid, r in sql.items() if r.thread_id in private_threads or mid in deleted}
         index_messages = {**private, **_records(index.messages)}
     return coherence_differences(
         sql_co_authors=sql_co_authors,

@@ -42,6 +42,24 @@ def co_author_set_hash(co_authors: Iterable[str]) -> bytes:
     return hashlib.sha256("\n".join(members).encode()).digest()
 
 
+# The program refuses message ids containing it (choir.program.validate.VERSION_MARK).
+VERSION_MARK: Final = "~v"
+
+
+def version_record_id(message_id: str, version: int) -> str:
+    """The id a message's version is anchored under: the message id for the version it was
+    published as, ``<id>~v<n>`` for each later one (an edit, or the deletion: the hash of "")."""
+    return message_id if version == 1 else f"{message_id}{VERSION_MARK}{version}"
+
+
+def split_record_id(record_id: str) -> tuple[str, int]:
+    """(message id, version) of an anchored message record's id."""
+    base, mark, version = record_id.rpartition(VERSION_MARK)
+    if mark and version.isdigit():
+        return base, int(version)
+    return record_id, 1
+
+
 @dataclass(frozen=True, slots=True)
 class MessageRecord:
     """A published message: its id, its thread and sha256 of its UTF-8 content."""

@@ -206,8 +206,8 @@ class ChainService:
         """Chain balances against the ledger at the settled position: every difference, none fixed."""
         return await self._on_chain_loop(self._reconcile)
 
-    async def message_proof(self, message_id: str) -> InclusionProof:
-        return await asyncio.to_thread(self.anchors.message_proof, message_id)
+    async def message_proof(self, message_id: str, version: int = 1) -> InclusionProof:
+        return await asyncio.to_thread(self.anchors.message_proof, message_id, version)
 
     async def ownership_proof(self, thread_id: str) -> InclusionProof:
         return await asyncio.to_thread(self.anchors.ownership_proof, thread_id)

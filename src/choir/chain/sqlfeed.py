@@ -22,12 +22,13 @@ from sqlalchemy import Connection, Engine, and_, func, or_, select
 
 from choir.chain.errors import ChainError
 from choir.chain.feed import ChainTransfer, FeedBatch
-from choir.chain.records import MessageRecord, OwnershipRecord
+from choir.chain.records import MessageRecord, OwnershipRecord, version_record_id
 from choir.store import schema
 from choir.store.sql import read_snapshot
 
 TRANSFER: Final = "t"
 MESSAGE: Final = "m"
+VERSION: Final = "v"
 OWNERSHIP: Final = "o"
 _THREAD_PREFIX: Final = "thread:"
 # Log rows read per query while filling a batch: bounds memory, whatever the batch limits.
@@ -105,16 +106,17 @@ def _page_query(after: int) -> Any:
             c.c.kind,
             c.c.ref,
             c.c.co_authors,
+            c.c.version,
+            func.coalesce(c.c.content_hash, m.c.content_hash).label("content_hash"),
             t.c.id,
             t.c.debit,
             t.c.credit,
             t.c.amount,
             m.c.thread_id,
-            m.c.content_hash,
         )
         .select_from(
             c.outerjoin(t, and_(c.c.kind == TRANSFER, t.c.id == c.c.ref)).outerjoin(
-                m, and_(c.c.kind == MESSAGE, m.c.message_id == c.c.ref)
+                m, and_(c.c.kind.in_((MESSAGE, VERSION)), m.c.message_id == c.c.ref)
             )
         )
         .where(c.c.position > after)
@@ -133,10 +135,13 @@ def _take(scan: _Scan, row: Any) -> None:
         scan.changed.update(
             n[len(_THREAD_PREFIX) :] for n in (row.debit, row.credit) if n.startswith(_THREAD_PREFIX)
         )
-    elif row.kind == MESSAGE:
+    elif row.kind in (MESSAGE, VERSION):
         if row.thread_id is None:
             raise ChangeLogError(f"{where} names message {row.ref}, which the messages table lacks")
-        scan.messages.append(MessageRecord(row.ref, row.thread_id, _hash_bytes(row.content_hash, where)))
+        # A message's first record has its id; each later version is a record of its own (the
+        # hash committed in the log, not the message's current one).
+        record_id = row.ref if row.kind == MESSAGE else version_record_id(row.ref, row.version)
+        scan.messages.append(MessageRecord(record_id, row.thread_id, _hash_bytes(row.content_hash, where)))
     elif row.kind == OWNERSHIP:
         scan.changed.add(row.ref)
         scan.co_authors[row.ref] = _members(row.co_authors, where)

@@ -30,7 +30,8 @@ from sqlalchemy import Connection, Engine, select
 from choir.chain.anchor import AnchoredBatch, AnchorLog
 from choir.chain.cursor import Checkpoint
 from choir.chain.merkle import MerkleProof
-from choir.chain.sqlfeed import MESSAGE
+from choir.chain.records import version_record_id
+from choir.chain.sqlfeed import MESSAGE, VERSION
 from choir.store import schema
 from choir.store.sql import read_snapshot
 
@@ -149,19 +150,22 @@ class SqlAnchorLog(AnchorLog):
         with read_snapshot(self.engine) as conn:
             yield from anchored_batches(conn, self.chain)
 
-    def message_proof(self, message_id: str) -> InclusionProof:
-        """The proof that a message's record is in the root of the batch that anchored it."""
+    def message_proof(self, message_id: str, version: int = 1) -> InclusionProof:
+        """The proof that a message's record (of ``version``: 1 as published, then each edit and
+        the deletion) is in the root of the batch that anchored it."""
         c = schema.changes
+        which = c.c.kind == MESSAGE if version == 1 else (c.c.kind == VERSION) & (c.c.version == version)
+        record_id = version_record_id(message_id, version)
         with read_snapshot(self.engine) as conn:
             position = conn.execute(
-                select(c.c.position).where(c.c.ref == message_id, c.c.kind == MESSAGE)
+                select(c.c.position).where(c.c.ref == message_id, which)
             ).scalar_one_or_none()
             if position is None:
-                raise LookupError(f"message {message_id} is not in the change log")
+                raise LookupError(f"message {record_id} is not in the change log")
             anchored = batch_holding(conn, self.chain, position)
         if anchored is None:
-            raise LookupError(f"message {message_id} (position {position}) is not anchored yet")
-        record = next(m for m in anchored.messages if m.message_id == message_id)
+            raise LookupError(f"message {record_id} (position {position}) is not anchored yet")
+        record = next(m for m in anchored.messages if m.message_id == record_id)
         return _proof(anchored, record.leaf())
 
     def ownership_proof(self, thread_id: str) -> InclusionProof:

@@ -23,7 +23,7 @@ import numpy as np
 
 from choir.chorus.embed import Embedder
 from choir.engine import Commit, Result, Snapshot, Snapshots
-from choir.program import AI_AUTHOR, Instruction, Message, Outcome, SetNovelty, Thread, Visibility
+from choir.program import AI_AUTHOR, Instruction, Message, Outcome, Revision, SetNovelty, Thread, Visibility
 from choir.rewards import novelty_ppm
 from choir.store.sql import Store
 from choir.store.vectors import VectorIndex, VectorPoint
@@ -84,7 +84,11 @@ class Indexer:
             self.offer(outcome)
 
     def offer(self, outcome: Outcome) -> None:
-        if outcome.messages or any(e.kind in ("coauthor.joined", "coauthor.left") for e in outcome.events):
+        if (
+            outcome.messages
+            or outcome.revisions
+            or any(e.kind in ("coauthor.joined", "coauthor.left") for e in outcome.events)
+        ):
             self.idle.clear()
             try:
                 self.queue.put_nowait(outcome)
@@ -112,6 +116,9 @@ class Indexer:
         }
         measured = await self._off_loop(self.index_messages, messages)
         await self.record(measured)
+        revisions = [r for o in outcomes for r in o.revisions]
+        if revisions:
+            await self._off_loop(self.revise, revisions)
         for thread_id in changed:
             thread = self.snapshots().threads.get(thread_id)
             if thread is not None and thread.visibility is Visibility.PUBLIC:
@@ -141,6 +148,21 @@ class Indexer:
         self._flush(batch)
         return measured
 
+    def revise(self, revisions: Sequence[Revision]) -> None:
+        """An edited message's point gets its new content's vector; a deleted one's point goes
+        (its content must no longer be found by meaning). The last version of each counts."""
+        last = {r.message_id: r for r in revisions}
+        gone = [mid for mid, r in last.items() if r.deleted]
+        if gone:
+            self.index.delete(gone)
+        threads = self.snapshots().threads
+        edited = [
+            (r, t) for r in last.values() if not r.deleted and (t := threads.get(r.thread_id)) and _public(t)
+        ]
+        if edited:
+            vectors = self.embedder.embed([r.content for r, _ in edited])
+            self._flush([_point(r, t, v) for (r, t), v in zip(edited, vectors, strict=True)])
+
     def _flush(self, batch: list[VectorPoint]) -> None:
         if batch:
             self.index.upsert(batch)
@@ -160,16 +182,18 @@ class Indexer:
         lacks is indexed; what still waits for its novelty is measured. Returns the measured pairs."""
         state = self.snapshots()
         stored = self.store.all_messages()
-        stored_ids = {m.message_id for m in stored}
+        hashes = {m.message_id: m.content_hash for m in stored if not m.deleted}
         present: set[str] = set()
         extra: list[str] = []
         stale: set[str] = set()
         for point in self.index.scroll_all():
-            present.add(point.message_id)
             thread = state.threads.get(point.thread_id)
-            if point.message_id not in stored_ids or thread is None or not _public(thread):
+            if point.message_id not in hashes or thread is None or not _public(thread):
                 extra.append(point.message_id)
-            elif tuple(point.co_authors) != thread.co_authors:
+                continue
+            if point.content_hash == hashes[point.message_id]:
+                present.add(point.message_id)  # else an edit it missed: indexed again below
+            if tuple(point.co_authors) != thread.co_authors:
                 stale.add(point.thread_id)
         if extra:
             log.warning("index: deleting %d points the store does not publish", len(extra))
@@ -180,7 +204,8 @@ class Indexer:
         todo = [
             m
             for m in stored
-            if m.novelty_ppm is None or (m.message_id not in present and _public_id(state, m.thread_id))
+            if not m.deleted
+            and (m.novelty_ppm is None or (m.message_id not in present and _public_id(state, m.thread_id)))
         ]
         todo.sort(key=lambda m: m.published_at)
         measured: list[tuple[str, int]] = []
@@ -209,7 +234,7 @@ def _public_id(state: Snapshot, thread_id: str) -> bool:
     return thread is not None and _public(thread)
 
 
-def _point(m: Message, thread: Thread, vector: Any) -> VectorPoint:
+def _point(m: Message | Revision, thread: Thread, vector: Any) -> VectorPoint:
     return VectorPoint(
         message_id=m.message_id,
         thread_id=m.thread_id,

@@ -24,6 +24,7 @@ from typing import Any, Final
 
 from choir.engine.snapshot import Snapshot
 from choir.program import Event, Outcome
+from choir.store.inbox import Notification
 
 log = logging.getLogger(__name__)
 # A feed with more subscribers than this is a wiring bug (each is named and documented).
@@ -39,6 +40,8 @@ class Commit:
     html: Mapping[str, str]
     snapshot: Snapshot
     committed_at: float = field(default_factory=time.perf_counter)
+    # What the batch told whom (written in its transaction: ``store.inbox``).
+    notifications: tuple[Notification, ...] = ()
 
     def events(self) -> list[Event]:
         return [e for o in self.outcomes for e in o.events]

@@ -148,7 +148,7 @@ class Coordinator:
                 html = render_all(changed, self.render)
                 if not self.store.claim_version(conn, self._version, self._version + 1):
                     return None  # the caller reloads (the batch is dropped with the state)
-                self.store.persist(conn, changed, html, self._version + 1)
+                notes = self.store.persist(conn, changed, html, self._version + 1)
         except BaseException:
             # The writer's state ran ahead of the store: take the store's word. Readers never saw it.
             self._reload()
@@ -157,7 +157,7 @@ class Coordinator:
         self._dirty = False
         snapshot = self._snapshot.advanced(changed, self._version)
         self._snapshot = snapshot  # the swap: from here on, readers see the batch
-        return results, Commit(tuple(changed), html, snapshot)
+        return results, Commit(tuple(changed), html, snapshot, notifications=tuple(notes))
 
     def refresh_if_stale(self) -> None:
         """Catch up with what other processes committed (one cheap read when nothing did)."""

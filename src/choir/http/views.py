@@ -68,4 +68,8 @@ def message_view(row: dict[str, Any]) -> dict[str, Any]:
         "ask_id": row["ask_id"],
         "citations": [{"n": n, "message_id": m, "score": s / 1e6} for n, m, s in row["citations"]],
         "question": row.get("question"),
+        # 1 as published; "edited" when above 1. A deleted message is a tombstone without content.
+        "version": row.get("version") or 1,
+        "edited_at": iso(row["edited_at"]) if row.get("edited_at") else None,
+        "deleted": row.get("deleted_at") is not None,
     }

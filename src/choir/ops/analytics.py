@@ -267,7 +267,8 @@ def _top_cited(conn: Connection, threads: dict[str, _Thread]) -> list[CitedPrior
         scores[message_id] += score_ppm
     ranked = sorted(counts, key=lambda mid: (-counts[mid], -scores[mid], mid))
     out: list[CitedPrior] = []
-    # Only public priors are shown, whatever was cited: an excerpt of a private thread is not ours to show.
+    # Only public priors are shown, whatever was cited: an excerpt of a private thread is not ours to
+    # show, and a deleted message has none left.
     for start in range(0, len(ranked), 200):
         if len(out) >= TOP_CITED_MAX:
             break
@@ -275,7 +276,9 @@ def _top_cited(conn: Connection, threads: dict[str, _Thread]) -> list[CitedPrior
         rows = {
             r.message_id: r
             for r in conn.execute(
-                select(m.c.message_id, m.c.thread_id, m.c.content).where(m.c.message_id.in_(chunk))
+                select(m.c.message_id, m.c.thread_id, m.c.content).where(
+                    m.c.message_id.in_(chunk), m.c.deleted_at.is_(None)
+                )
             )
         }
         for mid in chunk:

@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any, Final
 from sqlalchemy import Connection, String, cast, func, select
 
 from choir.ledger import GENESIS_BALANCES, SUPPLY, TransferKind, account_class, escrow_account
-from choir.program import AI_AUTHOR, SpecStatus, Visibility
+from choir.program import AI_AUTHOR, SpecStatus, Visibility, tombstone_hash
 from choir.store import keywords, schema
 from choir.store.sql import VERSION_KEY, Store, read_snapshot
 from choir.store.vectors import VectorIndex
@@ -315,6 +315,10 @@ class _Message:
     thread_id: str
     content_hash: str
     author: str
+    version: int = 1
+    deleted: bool = False
+    # The hash it was published with (its message.posted event's); the current one until an edit.
+    first_hash: str = ""
 
 
 def _check_threads(conn: Connection, report: AuditReport, params: dict[str, Any]) -> dict[str, _Thread]:
@@ -355,24 +359,41 @@ def _check_messages(
     messages: dict[str, _Message] = {}
     hashes: set[tuple[str, str]] = set()
     counts: Counter[str] = Counter()
-    query = select(m.c.message_id, m.c.thread_id, m.c.author, m.c.content, m.c.content_hash, m.c.ask_id)
-    for message_id, thread_id, author, content, stored_hash, ask_id in _rows(conn, query):
+    v = schema.message_versions
+    first = dict(conn.execute(select(v.c.message_id, v.c.content_hash).where(v.c.version == 1)).all())
+    query = select(
+        m.c.message_id,
+        m.c.thread_id,
+        m.c.author,
+        m.c.content,
+        m.c.content_hash,
+        m.c.ask_id,
+        m.c.version,
+        m.c.deleted_at.is_not(None),
+    )
+    for message_id, thread_id, author, content, stored_hash, ask_id, version, deleted in _rows(conn, query):
         report.checked["messages"] += 1
         counts[thread_id] += 1
-        actual = hashlib.sha256(content.encode()).hexdigest()
+        # A tombstone holds no content and its own hash (the one its deletion anchored).
+        actual = tombstone_hash(message_id) if deleted else hashlib.sha256(content.encode()).hexdigest()
         if actual != stored_hash:
             report.add(
                 "message_hash",
                 f"message {message_id} in {thread_id}: stored hash {stored_hash[:12]}… but its content "
                 f"hashes to {actual[:12]}…",
             )
-        if ask_id is None:  # an AI answer may repeat an earlier answer; a person's post may not
+        elif deleted and content:
+            report.add("message_hash", f"message {message_id} is deleted but still holds content")
+        if (
+            ask_id is None and not deleted
+        ):  # an AI answer may repeat an earlier answer; a person's post may not
             if (thread_id, stored_hash) in hashes:
                 report.add("message_hash", f"message {message_id}: its hash appears twice in {thread_id}")
             hashes.add((thread_id, stored_hash))
         if thread_id not in threads:
             report.add("message_thread", f"message {message_id} belongs to unknown thread {thread_id}")
-        messages[message_id] = _Message(thread_id, stored_hash, author)
+        first_hash = first.get(message_id, stored_hash) if version > 1 else stored_hash
+        messages[message_id] = _Message(thread_id, stored_hash, author, version, bool(deleted), first_hash)
     for thread_id, thread in threads.items():
         if counts[thread_id] != thread.message_count:
             report.add(
@@ -423,14 +444,16 @@ def _check_message_events(conn: Connection, report: AuditReport, messages: dict[
             )
             continue
         actual = hashlib.sha256(content.encode()).hexdigest()
+        # The event publishes the first version; a deleted message's event has its content removed.
+        expected = message.first_hash
         if (
             message.thread_id != thread_id
-            or claimed != message.content_hash
-            or actual != message.content_hash
+            or claimed != expected
+            or (actual != expected and not (message.deleted and content == ""))
         ):
             report.add(
                 "message_event",
-                f"message {message_id} in {message.thread_id}: stored hash {message.content_hash[:12]}… but "
+                f"message {message_id} in {message.thread_id}: stored hash {expected[:12]}… but "
                 f"its event {thread_id}#{seq} says {str(claimed)[:12]}… and its content hashes to {actual[:12]}…",
             )
     for message_id in messages.keys() - published:
@@ -466,7 +489,9 @@ def _check_index(
     expected = {
         mid
         for mid, msg in messages.items()
-        if (t := threads.get(msg.thread_id)) is not None and t.visibility == Visibility.PUBLIC
+        if not msg.deleted
+        and (t := threads.get(msg.thread_id)) is not None
+        and t.visibility == Visibility.PUBLIC
     }
     present: set[str] = set()
     co_authors: dict[str, tuple[str, ...]] = {}
@@ -500,6 +525,8 @@ def _check_chain(
         settled,
         sql_co_authors={tid: t.co_authors for tid, t in threads.items()},
         sql_messages={mid: (m.thread_id, m.content_hash) for mid, m in messages.items()},
+        sql_versions={mid: m.version for mid, m in messages.items() if m.version > 1},
+        deleted={mid for mid, m in messages.items() if m.deleted},
         private_threads={tid for tid, t in threads.items() if t.visibility != Visibility.PUBLIC},
         index=indexed,
     )
@@ -514,9 +541,10 @@ def _check_point(
 ) -> None:
     mid = point.message_id
     msg = messages.get(mid)
-    if msg is None:
+    if msg is None or msg.deleted:
+        held = "holds it deleted" if msg is not None else "does not"
         report.add(
-            "index_extra", f"the index holds message {mid} (thread {point.thread_id}); the store does not"
+            "index_extra", f"the index holds message {mid} (thread {point.thread_id}); the store {held}"
         )
         return
     thread = threads.get(msg.thread_id)

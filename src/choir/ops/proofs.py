@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 
 from choir.chain.merkle import verify_proof
-from choir.chain.records import MessageRecord
+from choir.chain.records import MessageRecord, version_record_id
 from choir.chain.sqlstate import SqlAnchorLog
 from choir.ops.commands import EXIT_CANNOT_AUDIT, EXIT_CLEAN, CannotOpen, Echo, open_store, settings_for
 from choir.store import schema
@@ -25,25 +25,41 @@ from choir.store import schema
 EXIT_NOT_PROVEN = 1
 
 
-def proof_of(store: Any, message_id: str) -> dict[str, Any]:
-    """The proof as JSON, with `verified` (against the stored anchor's root); raises LookupError."""
+def proof_of(store: Any, message_id: str, version: int = 1) -> dict[str, Any]:
+    """The proof of a message's ``version`` (1 as published) as JSON, with `verified` (against the
+    stored anchor's root); raises LookupError."""
     rows = store.messages_by_id([message_id])
     row = rows.get(message_id)
     if row is None:
         raise LookupError(f"no message {message_id!r} in this store")
+    versions = {v["version"]: v for v in store.message_versions(message_id)}
+    if version not in versions:
+        raise LookupError(f"message {message_id!r} has no version {version} (it has 1..{max(versions)})")
+    kept = versions[version]
     with store.engine.connect() as conn:
         chains = [c for (c,) in conn.execute(select(schema.chain_anchors.c.chain).distinct())]
     if not chains:
         raise LookupError("nothing is anchored in this store (the server settles on no chain)")
     for chain in chains:
         try:
-            proof = SqlAnchorLog(store.engine, chain).message_proof(message_id)
+            proof = SqlAnchorLog(store.engine, chain).message_proof(message_id, version)
         except LookupError:
             continue
-        digest = hashlib.sha256(row["content"].encode()).digest()
-        leaf = MessageRecord(message_id, row["thread_id"], digest).leaf()
+        # The record rebuilt from the stored content (the content is what is proven); a version whose
+        # content was deleted has only its stored hash left to show anchored.
+        content = kept["content"]
+        digest = (
+            bytes.fromhex(kept["content_hash"])
+            if content is None
+            else hashlib.sha256(content.encode()).digest()
+        )
+        record_id = version_record_id(message_id, version)
+        leaf = MessageRecord(record_id, row["thread_id"], digest).leaf()
         return {
             "message_id": message_id,
+            "version": version,
+            "record_id": record_id,
+            "content_deleted": content is None,
             "thread_id": row["thread_id"],
             "content_hash": digest.hex(),
             "leaf": proof.leaf.hex(),
@@ -59,13 +75,15 @@ def proof_of(store: Any, message_id: str) -> dict[str, Any]:
             "verified": leaf == proof.leaf and verify_proof(proof.root, leaf, proof.proof),
             "verified_against": "the root in the stored anchor (the chain is not read here)",
         }
-    raise LookupError(f"message {message_id} is not anchored yet")
+    raise LookupError(f"message {version_record_id(message_id, version)} is not anchored yet")
 
 
-def proof_command(data_dir: Path | None, database_url: str | None, message_id: str, echo: Echo) -> int:
+def proof_command(
+    data_dir: Path | None, database_url: str | None, message_id: str, echo: Echo, version: int = 1
+) -> int:
     try:
         with open_store(settings_for(data_dir, database_url)) as store:
-            proof = proof_of(store, message_id)
+            proof = proof_of(store, message_id, version)
     except CannotOpen as exc:
         echo(f"choir proof: {exc}", err=True)
         return EXIT_CANNOT_AUDIT

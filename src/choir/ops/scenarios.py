@@ -25,7 +25,9 @@ from choir.ledger import ONE_CHOIR, POOL_NEW_MESSAGES, SUPPLY, TREASURY, thread_
 from choir.program import (
     CitationInput,
     CreateThread,
+    DeleteMessage,
     Divest,
+    EditMessage,
     Expire,
     Grant,
     Instruction,
@@ -312,6 +314,33 @@ def rounding() -> Bound:
     )
 
 
+def edit_farming(edits: int = 40) -> Bound:
+    """One message edited again and again, and one posted then deleted, beside authors who each post
+    one message: the farmer earns exactly what one message earns, never for the edits or the deleted."""
+    w = World()
+    authors = ["farmer", "single", *(f"honest{i}" for i in range(6))]  # each under the 20% cap
+    for name in authors:
+        w.do(CreateThread(name, name, f"{name}'s"))
+    farmed = w.post("farmer", "farmer", "a first thought")
+    for n in range(edits):
+        w.do(EditMessage("farmer", farmed, f"a first thought, edited {n + 1} times"))
+        w.tick()
+    gone = w.post("farmer", "farmer", "soon deleted")
+    w.do(DeleteMessage("farmer", gone))
+    for name in authors[1:]:
+        w.post(name, name, f"the one message of {name}")
+    outcome = w.settle()
+    farmer, single = w.paid(outcome, "farmer"), w.paid(outcome, "single")
+    return Bound(
+        "edit-farming",
+        f"one message edited {edits} times and one deleted, beside seven authors of one message each",
+        f"farmer paid {farmer}, an author of one unedited message paid {single}",
+        "an edit earns nothing of its own and a deleted message nothing: exactly one message's share",
+        farmer == single > 0,
+        {"farmer": farmer, "single": single},
+    )
+
+
 SCENARIOS: dict[str, Callable[[], Bound]] = {
     "duplicate-spam": duplicate_spam,
     "sybil": sybil,
@@ -319,5 +348,6 @@ SCENARIOS: dict[str, Callable[[], Bound]] = {
     "citation-ring": citation_ring,
     "flash-join": flash_join,
     "spec-griefing": spec_griefing,
+    "edit-farming": edit_farming,
     "rounding": rounding,
 }

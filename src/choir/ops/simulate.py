@@ -89,8 +89,12 @@ class Report:
 
 
 class Simulator:
-    def __init__(self, seed: int, actors: int, database_url: str = "sqlite://") -> None:
+    def __init__(
+        self, seed: int, actors: int, database_url: str = "sqlite://", *, revisions: bool = True
+    ) -> None:
         self.seed = seed
+        # False: no edits or deletions, as a store from before they existed (migration tests).
+        self.revisions = revisions
         self.rng = random.Random(seed)
         self.now = GENESIS
         params = Params(epoch_seconds=3600)
@@ -169,7 +173,7 @@ class Simulator:
             (0.08, self.cite),
             (0.02, self.withdraw),
             (0.05, self.nonsense),
-            (0.04, self.revise),
+            (0.04 if self.revisions else 0.0, self.revise),
         ]
         roll = self.rng.random() * sum(w for w, _ in makers)
         for weight, make in makers:

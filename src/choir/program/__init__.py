@@ -42,6 +42,7 @@ from choir.program.state import (
     Thread,
     Visibility,
     content_hash,
+    tombstone_hash,
 )
 
 __all__ = [
@@ -86,5 +87,6 @@ __all__ = [
     "check",
     "content_hash",
     "recommended_stake",
+    "tombstone_hash",
     "violations",
 ]

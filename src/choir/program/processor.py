@@ -164,6 +164,7 @@ def _publish(
     citations: tuple[Citation, ...] = (),
     question: str | None = None,
     mentions: tuple[str, ...] = (),
+    asker: str | None = None,
 ) -> None:
     digest = content_hash(content)
     taken = hashes.get(digest) if (hashes := tx.state.hashes.get(thread.thread_id)) else None
@@ -184,6 +185,7 @@ def _publish(
     }
     if ask_id is not None:
         data["question"] = question
+        data["asker"] = asker
     if mentions:
         data["mentions"] = list(mentions)
     tx.events.append(Event(thread.thread_id, seq, "message.posted", data, tx.now))
@@ -450,7 +452,9 @@ def _post_answer(tx: Tx, ins: PostAnswer) -> None:
     inputs = _check_citations(ins.citations)
     _record(tx, ask_id, asker, thread.thread_id, inputs)
     citations = tuple(Citation(c.n, c.message_id, c.score_ppm) for c in inputs)
-    _publish(tx, thread, message_id, AI_AUTHOR, content, NOVELTY_ONE_PPM, ask_id, citations, question)
+    _publish(
+        tx, thread, message_id, AI_AUTHOR, content, NOVELTY_ONE_PPM, ask_id, citations, question, asker=asker
+    )
     tx.result = {
         "message_id": message_id,
         "seq": tx.thread(thread.thread_id).last_seq,

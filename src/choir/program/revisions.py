@@ -11,7 +11,7 @@ from typing import Any
 
 from choir.program import errors
 from choir.program.instructions import DeleteMessage, EditMessage
-from choir.program.state import AI_AUTHOR, MessageRef, Revision, content_hash
+from choir.program.state import AI_AUTHOR, MessageRef, Revision, content_hash, tombstone_hash
 from choir.program.tx import Tx
 from choir.program.validate import check_actor, check_content, check_id
 
@@ -52,7 +52,7 @@ def _own_message(tx: Tx, actor: str, message_id: str) -> MessageRef:
 def _revise(tx: Tx, ref: MessageRef, message_id: str, content: str, *, deleted: bool) -> None:
     """The message's next version, with its thread event (edited or deleted) at the next seq."""
     version = ref.version + 1
-    digest = content_hash(content)
+    digest = tombstone_hash(message_id) if deleted else content_hash(content)
     kind = "message.deleted" if deleted else "message.edited"
     data: dict[str, Any] = {"message_id": message_id, "author": ref.author, "version": version}
     if not deleted:

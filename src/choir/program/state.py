@@ -419,6 +419,12 @@ def content_hash(content: str) -> str:
     return hashlib.sha256(content.encode()).hexdigest()
 
 
+def tombstone_hash(message_id: str) -> str:
+    """What a deleted message's last version is committed and anchored as: one per message (two
+    tombstones never share a hash), and anyone can recompute it from the message's id."""
+    return content_hash(f"choir:deleted:{message_id}")
+
+
 def utc(at: datetime) -> datetime:
     """Refuse naive datetimes: every time in Choir is UTC."""
     if at.tzinfo is None:

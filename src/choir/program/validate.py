@@ -68,11 +68,17 @@ def check_title(value: object, params: Params) -> str:
     return value.strip()
 
 
+VERSION_MARK = "~v"
+
+
 def check_new_id(state: State, value: str, exists: type[errors.Conflict] = errors.MessageExists) -> None:
     """Messages and specs share one id space: an approved spec is published under its id.
     ``exists`` is the refusal that names what the caller was creating."""
     if value in state.messages or value in state.specs:
         raise exists(f"id {value!r} is taken")
+    if VERSION_MARK in value:
+        # "<id>~v<n>" is how a message's later versions are anchored: no message may be named so.
+        raise errors.InvalidId(f"an id may not contain {VERSION_MARK!r}")
 
 
 def _utf8(value: str, what: str, error: type[errors.InvalidInput] = errors.InvalidInput) -> bytes:

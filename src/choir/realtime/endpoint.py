@@ -15,6 +15,7 @@ from choir.config import Settings
 from choir.engine import Writer
 from choir.ops.metrics import Metrics, timed_send
 from choir.realtime import protocol
+from choir.realtime.broker import Broker
 from choir.realtime.hub import Hub
 from choir.realtime.session import Session
 from choir.store.sql import Store
@@ -45,6 +46,8 @@ class SocketDeps(Protocol):
     def chorus(self) -> ChorusService | None: ...
     @property
     def metrics(self) -> Metrics: ...
+    @property
+    def broker(self) -> Broker: ...
 
 
 async def websocket_endpoint(ws: WebSocket) -> None:
@@ -85,7 +88,7 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         await ws.send_text(protocol.error(None, "rate_limited", "at most 5 connections per user"))
         await ws.close(POLICY_VIOLATION, "too many connections")
         return
-    session = Session(deps.writer, deps.store, hub, deps.chorus, conn)
+    session = Session(deps.writer, deps.store, hub, deps.chorus, conn, deps.broker)
     writer = asyncio.create_task(conn.writer())
     reader = asyncio.create_task(session.read_loop(ws))
     try:

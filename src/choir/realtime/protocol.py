@@ -11,7 +11,17 @@ import re
 from datetime import datetime
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 MAX_FRAME_BYTES: Final = 64 * 1024
 MAX_CLIENT_ID_CHARS: Final = 64
@@ -29,6 +39,12 @@ CLIENT_TYPES: Final = (
     "withdraw",
     "ask",
     "ping",
+    "message.edit",
+    "message.delete",
+    "thread.follow",
+    "thread.read",
+    "notifications.subscribe",
+    "notifications.read",
 )
 SERVER_TYPES: Final = ("ack", "error", "event")
 # The "address" of a live frame for every connected person (`*` is no base58 address).
@@ -44,6 +60,12 @@ EVENT_KINDS: Final = (
     "chorus.phase",
     "reward.paid",
     "thread.listed",
+    "message.edited",
+    "message.deleted",
+    "notification",
+    "thread.followed",
+    "thread.read",
+    "notifications.read",
 )
 # Codes of the protocol layer; the program adds its own (not_co_author, already_voted, ...).
 ERROR_CODES: Final = {
@@ -140,6 +162,42 @@ class Ping(_Payload):
     pass
 
 
+class EditMessage(_Payload):
+    message_id: StrictStr = Field(min_length=1, max_length=64)
+    content: StrictStr
+
+
+class DeleteMessage(_Payload):
+    message_id: StrictStr = Field(min_length=1, max_length=64)
+
+
+class FollowThread(_Payload):
+    thread_id: StrictStr = Field(min_length=1, max_length=64)
+    follow: StrictBool
+
+
+class ReadThread(_Payload):
+    thread_id: StrictStr = Field(min_length=1, max_length=64)
+    seq: int = Field(ge=0, strict=True)
+
+
+class SubscribeNotifications(_Payload):
+    since_id: int | None = Field(None, ge=0, strict=True)
+
+
+class ReadNotifications(_Payload):
+    """Mark read every notification up to ``up_to_id``, or just those in ``ids`` (one of the two)."""
+
+    up_to_id: int | None = Field(None, ge=0, strict=True)
+    ids: list[StrictInt] | None = Field(None, min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _one(self) -> ReadNotifications:
+        if (self.up_to_id is None) == (self.ids is None):
+            raise ValueError("give either up_to_id or ids")
+        return self
+
+
 PAYLOADS: Final[dict[str, type[_Payload]]] = {
     "subscribe": Subscribe,
     "unsubscribe": Unsubscribe,
@@ -150,6 +208,12 @@ PAYLOADS: Final[dict[str, type[_Payload]]] = {
     "withdraw": WithdrawFunds,
     "ask": Ask,
     "ping": Ping,
+    "message.edit": EditMessage,
+    "message.delete": DeleteMessage,
+    "thread.follow": FollowThread,
+    "thread.read": ReadThread,
+    "notifications.subscribe": SubscribeNotifications,
+    "notifications.read": ReadNotifications,
 }
 assert tuple(PAYLOADS) == CLIENT_TYPES
 

@@ -57,6 +57,9 @@ class Publisher:
                 at = iso(outcome.at or self.clock())
                 frame = protocol.event(notice.data.get("thread_id"), None, notice.kind, notice.data, at)
                 self._send(("u", notice.address, None, frame))
+        for note in commit.notifications:
+            frame = protocol.event(note.thread_id, None, "notification", note.view(), iso(note.at))
+            self._send(("u", note.address, None, frame))
 
     async def thread_event(self, thread_id: str, kind: str, data: dict[str, Any]) -> None:
         """The ``Publish`` port: a live-only event (no seq) to a thread's subscribers."""

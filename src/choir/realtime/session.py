@@ -18,35 +18,54 @@ from choir.chorus.service import AskRefused, ChorusService
 from choir.engine import Snapshot, Writer
 from choir.program import PostMessage, ProgramError, SubmitSpec, Visibility, Vote
 from choir.realtime import protocol
+from choir.realtime.broker import Broker
 from choir.realtime.hub import Connection, Hub
 from choir.realtime.protocol import (
     Ask,
+    DeleteMessage,
     Divest,
+    EditMessage,
+    FollowThread,
     Ping,
     Post,
     ProtocolError,
+    ReadNotifications,
+    ReadThread,
     SpecSubmit,
     SpecVote,
     Subscribe,
+    SubscribeNotifications,
     Unsubscribe,
     WithdrawFunds,
     iso,
 )
 from choir.realtime.replay import replay
+from choir.store import inbox
 from choir.store.sql import Store
 
 log = logging.getLogger(__name__)
 MAX_CONTENT_BYTES: Final = 16 * 1024
 FRAMES_PER_MINUTE: Final = 100
+# A (re)connecting client gets at most this many notifications replayed; older ones are in the list.
+NOTIFICATIONS_REPLAYED: Final = 200
 
 
 class Session:
     """One connection's reading side: limits, parsing, dispatch."""
 
     def __init__(
-        self, writer: Writer, store: Store, hub: Hub, chorus: ChorusService | None, conn: Connection
+        self,
+        writer: Writer,
+        store: Store,
+        hub: Hub,
+        chorus: ChorusService | None,
+        conn: Connection,
+        broker: Broker | None = None,
     ) -> None:
         self.writer = writer
+        # Tells this person's sockets on every process (their other browsers) of a change of their
+        # own view: a read mark, a follow. None: this process's sockets only.
+        self.broker = broker
         self.store = store
         self.hub = hub
         self.chorus = chorus
@@ -63,6 +82,12 @@ class Session:
             WithdrawFunds: self.withdraw,
             Ask: self.ask,
             Ping: self.ping,
+            EditMessage: self.edit,
+            DeleteMessage: self.delete,
+            FollowThread: self.follow,
+            ReadThread: self.read_thread,
+            SubscribeNotifications: self.subscribe_notifications,
+            ReadNotifications: self.read_notifications,
         }
 
     async def read_loop(self, ws: WebSocket) -> None:
@@ -146,10 +171,88 @@ class Session:
     async def post(self, frame_id: str, p: Post) -> None:
         _check_content(p.content)
         message_id = secrets.token_hex(12)
+        mentions: tuple[str, ...] = ()
+        if inbox.mention_tokens(p.content):
+            thread = self.writer.snapshot().threads.get(p.thread_id)
+            co_authors = thread.co_authors if thread is not None else ()
+            mentions = await asyncio.to_thread(self._resolve, p.content, co_authors)
         outcome = await self.writer.execute(
-            PostMessage(self.conn.address, p.thread_id, message_id, p.content, novelty_ppm=None)
+            PostMessage(
+                self.conn.address, p.thread_id, message_id, p.content, novelty_ppm=None, mentions=mentions
+            )
         )
         self.send_ack(frame_id, outcome.result)
+
+    def _resolve(self, content: str, co_authors: tuple[str, ...]) -> tuple[str, ...]:
+        with self.store.engine.connect() as conn:
+            return inbox.resolve_mentions(conn, content, co_authors)
+
+    async def edit(self, frame_id: str, p: EditMessage) -> None:
+        _check_content(p.content)
+        outcome = await self.writer.execute(program.EditMessage(self.conn.address, p.message_id, p.content))
+        self.send_ack(frame_id, outcome.result)
+
+    async def delete(self, frame_id: str, p: DeleteMessage) -> None:
+        outcome = await self.writer.execute(program.DeleteMessage(self.conn.address, p.message_id))
+        self.send_ack(frame_id, outcome.result)
+
+    async def _readable(self, thread_id: str) -> program.Thread:
+        thread = (await self._snapshot()).threads.get(thread_id)
+        if thread is None:
+            raise ProtocolError("thread_not_found", f"no thread {thread_id!r}")
+        if thread.visibility is Visibility.PRIVATE and thread.member(self.conn.address) is None:
+            raise ProtocolError("forbidden", "this thread is private to its co-authors")
+        return thread
+
+    async def follow(self, frame_id: str, p: FollowThread) -> None:
+        await self._readable(p.thread_id)
+        await asyncio.to_thread(self._write_inbox, inbox.follow, p.thread_id, p.follow)
+        self.send_ack(frame_id, {"thread_id": p.thread_id, "following": p.follow})
+        await self._tell_self(
+            "thread.followed", p.thread_id, {"thread_id": p.thread_id, "following": p.follow}
+        )
+
+    async def read_thread(self, frame_id: str, p: ReadThread) -> None:
+        thread = await self._readable(p.thread_id)
+        # A mark past the thread's last event would hide messages not written yet.
+        seq = min(p.seq, thread.last_seq)
+        read_seq = await asyncio.to_thread(self._write_inbox, inbox.mark_read, p.thread_id, seq)
+        self.send_ack(frame_id, {"thread_id": p.thread_id, "read_seq": read_seq})
+        await self._tell_self("thread.read", p.thread_id, {"thread_id": p.thread_id, "read_seq": read_seq})
+
+    async def subscribe_notifications(self, frame_id: str, p: SubscribeNotifications) -> None:
+        """Ack with the latest id and the unread count, then replay what came after ``since_id``
+        (live ones arrive anyway: a client keeps them by id, so one replayed and live is one)."""
+        notes, unread = await asyncio.to_thread(self._notes_after, p.since_id)
+        latest = notes[-1].id if notes else (p.since_id or 0)
+        self.send_ack(frame_id, {"latest_id": latest, "unread": unread})
+        for note in notes:
+            self.conn.offer(protocol.event(note.thread_id, None, "notification", note.view(), iso(note.at)))
+
+    def _notes_after(self, since_id: int | None) -> tuple[list[inbox.Notification], int]:
+        with self.store.engine.connect() as conn:
+            if since_id is None:
+                notes = inbox.latest_notifications(conn, self.conn.address, NOTIFICATIONS_REPLAYED)
+            else:
+                notes = inbox.notifications_after(conn, self.conn.address, since_id, NOTIFICATIONS_REPLAYED)
+            return notes, inbox.unread_count(conn, self.conn.address)
+
+    async def read_notifications(self, frame_id: str, p: ReadNotifications) -> None:
+        which = {"up_to_id": p.up_to_id} if p.ids is None else {"ids": p.ids}
+        changed = await asyncio.to_thread(self._write_inbox, inbox.mark_notifications_read, p.up_to_id, p.ids)
+        self.send_ack(frame_id, which | {"changed": changed})
+        await self._tell_self("notifications.read", None, which)
+
+    def _write_inbox(self, write: Callable[..., Any], *args: Any) -> Any:
+        with self.store.engine.begin() as conn:
+            return write(conn, self.conn.address, *args)
+
+    async def _tell_self(self, kind: str, thread_id: str | None, data: dict[str, Any]) -> None:
+        frame = protocol.event(thread_id, None, kind, data, iso(self.writer.sync.clock()))
+        if self.broker is None:
+            self.hub.notify_user(self.conn.address, frame)
+        else:
+            await self.broker.publish_user(self.conn.address, frame)
 
     async def spec_submit(self, frame_id: str, p: SpecSubmit) -> None:
         _check_content(p.content)

@@ -330,9 +330,9 @@ thread_follows = Table(
 notifications = Table(
     "notifications",
     metadata,
-    # Increasing in commit order (written while the state version is held): a client resumes
-    # after the last id it has.
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    # Numbered in commit order by the writer holding the state version (as the change log is): a
+    # client resumes after the last id it has.
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
     Column("address", String(64), nullable=False),
     Column("kind", String(32), nullable=False),
     Column("thread_id", String(32), nullable=True),

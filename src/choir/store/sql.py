@@ -16,13 +16,25 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, create_engine, event, func, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Text,
+    bindparam,
+    cast,
+    create_engine,
+    event,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.pool import StaticPool
 
 from choir.ledger import Ledger
 from choir.program import Event, Message, Outcome, Params, Revision, State
-from choir.store import codec, keywords, schema, statelog
+from choir.store import codec, inbox, keywords, schema, statelog
 
 VERSION_KEY = "state_version"
 
@@ -158,8 +170,8 @@ class Store:
         outcomes: Sequence[Outcome],
         html: Mapping[str, str],
         version: int | None = None,
-    ) -> None:
-        """Write a batch's outcomes; ``html`` is each published message's rendered html, by id
+    ) -> list[inbox.Notification]:
+        """Write a batch's outcomes and the notifications they make (returned, with their ids); ``html`` is each published message's rendered html, by id
         (rendered before the transaction: stored in the message row and in its event's data).
         ``version``, the state version the batch makes, logs what it wrote (``store.statelog``)."""
         threads: dict[str, dict[str, Any]] = {}
@@ -210,6 +222,7 @@ class Store:
             self._log_changes(conn, changes)
         if version is not None and self.logs_state:
             statelog.write(conn, version, outcomes)
+        return inbox.record(conn, outcomes)
 
     def outcomes_since(self, conn: Connection, version: int, target: int) -> list[Outcome] | None:
         """What the versions after ``version`` up to ``target`` wrote (None: reload instead)."""
@@ -254,6 +267,22 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(select(m).where(m.c.message_id.in_(list(message_ids))))
             return {r.message_id: dict(r._mapping) for r in rows}
+
+    def message_versions(self, message_id: str) -> list[dict[str, Any]]:
+        """Every version of a message, oldest first; the current one last (an empty list: none)."""
+        m, v = schema.messages, schema.message_versions
+        with self.engine.connect() as conn:
+            current = conn.execute(select(m).where(m.c.message_id == message_id)).first()
+            if current is None:
+                return []
+            rows = conn.execute(select(v).where(v.c.message_id == message_id).order_by(v.c.version))
+            earlier = [dict(r._mapping) | {"deleted": False} for r in rows]
+        c = current._mapping
+        deleted = c["deleted_at"] is not None
+        at = c["deleted_at"] or c["edited_at"] or c["published_at"]
+        last = {"version": c["version"], "content": None if deleted else c["content"]}
+        last |= {"content_hash": c["content_hash"], "at": at, "deleted": deleted}
+        return [*earlier, last]
 
     def keyword_search(
         self, query: str, limit: int, private_threads: Collection[str] = ()
@@ -309,6 +338,24 @@ def _revise(conn: Connection, r: Revision, html: str) -> None:
     conn.execute(update(m).where(m.c.message_id == r.message_id).values(**values))
     if r.deleted:
         conn.execute(update(v).where(v.c.message_id == r.message_id).values(content=None))
+        _scrub(conn, r)
+
+
+def _scrub(conn: Connection, r: Revision) -> None:
+    """A deleted message's content goes from its stored events (the post and each edit) and from
+    the excerpts of the notifications that told of it; the hashes stay, as anchored."""
+    e, n = schema.events, schema.notifications
+    query = select(e.c.seq, e.c.data).where(
+        e.c.thread_id == r.thread_id,
+        e.c.kind.in_(("message.posted", "message.edited")),
+        cast(e.c.data, Text).contains(f'"message_id":"{r.message_id}"', autoescape=True),
+    )
+    for seq, data in conn.execute(query).all():
+        if data.get("message_id") == r.message_id:
+            scrubbed = data | {"content": "", "html": "", "deleted": True}
+            conn.execute(update(e).where(e.c.thread_id == r.thread_id, e.c.seq == seq).values(data=scrubbed))
+    for note_id, data in conn.execute(select(n.c.id, n.c.data).where(n.c.ref == r.message_id)).all():
+        conn.execute(update(n).where(n.c.id == note_id).values(data=data | {"excerpt": ""}))
 
 
 _KEEP_VERSION = text(

@@ -4,10 +4,10 @@ decimal strings of base units; errors are ``{code, message}``; state-changing ca
 
 from fastapi import APIRouter
 
-from choir.http.routes import accounts, ask, auth, ops, search, threads
+from choir.http.routes import accounts, ask, auth, inbox, ops, search, threads
 
 router = APIRouter()
-for _module in (auth, threads, accounts, search, ask, ops):
+for _module in (auth, threads, accounts, search, ask, inbox, ops):
     router.include_router(_module.router)
 
 __all__ = ["router"]

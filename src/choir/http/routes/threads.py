@@ -9,6 +9,7 @@ from typing import Any, Final, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from choir.chain.records import version_record_id
 from choir.http.deps import check_origin, current_user, deps, optional_user, snapshot
 from choir.http.errors import ApiError
 from choir.http.views import get_thread, message_view, readable, thread_view
@@ -87,23 +88,55 @@ async def thread_messages(
     return {"messages": [message_view(r) for r in rows], "has_more": has_more}
 
 
+@router.get("/api/messages/{message_id}/versions", tags=["threads"])
+async def message_versions(message_id: str, request: Request) -> dict[str, Any]:
+    """A message's history: every version's hash (each committed and anchored), with its content
+    while the message exists (a deleted message's versions keep their hashes only)."""
+    d = deps(request)
+    versions = await asyncio.to_thread(d.store.message_versions, message_id)
+    if not versions:
+        raise ApiError(404, "message_not_found", f"no message {message_id!r}")
+    rows = await asyncio.to_thread(d.store.messages_by_id, [message_id])
+    get_thread(await snapshot(request), rows[message_id]["thread_id"], await optional_user(request))
+    return {
+        "message_id": message_id,
+        "versions": [
+            {
+                "version": v["version"],
+                "content": v["content"],
+                "content_hash": v["content_hash"],
+                "at": iso(v["at"]),
+                "deleted": v["deleted"],
+            }
+            for v in versions
+        ],
+    }
+
+
 @router.get("/api/messages/{message_id}/proof", tags=["threads"])
-async def message_proof(message_id: str, request: Request) -> dict[str, Any]:
-    """The message's inclusion proof (RFC 6962) in the Merkle root its anchoring transaction carries,
-    and whether that root, read back from the chain, proves it."""
+async def message_proof(
+    message_id: str,
+    request: Request,
+    version: int = Query(1, ge=1, le=1_000_000, description="Which version: 1 as published."),
+) -> dict[str, Any]:
+    """The inclusion proof (RFC 6962) of the message's record (of ``version``) in the Merkle root its
+    anchoring transaction carries, and whether that root, read back from the chain, proves it."""
     d = deps(request)
     rows = await asyncio.to_thread(d.store.messages_by_id, [message_id])
     row = rows.get(message_id)
     if row is None:
         raise ApiError(404, "message_not_found", f"no message {message_id!r}")
     get_thread(await snapshot(request), row["thread_id"], await optional_user(request))
+    versions = {v["version"]: v for v in await asyncio.to_thread(d.store.message_versions, message_id)}
+    if version not in versions:
+        raise ApiError(404, "version_not_found", f"message {message_id!r} has no version {version}")
     chain = d.chain
     if chain is None:
         raise ApiError(
             409, "not_anchored", "this server settles on no chain (CHOIR_CHAIN=none): nothing is anchored"
         )
     try:
-        proof = await chain.message_proof(message_id)
+        proof = await chain.message_proof(message_id, version)
     except LookupError as exc:
         raise ApiError(409, "not_anchored", f"not anchored yet: {exc}") from None
     try:
@@ -112,8 +145,10 @@ async def message_proof(message_id: str, request: Request) -> dict[str, Any]:
         on_chain = None
     return {
         "message_id": message_id,
+        "version": version,
+        "record_id": version_record_id(message_id, version),
         "thread_id": row["thread_id"],
-        "content_hash": row["content_hash"],
+        "content_hash": versions[version]["content_hash"],
         "leaf": proof.leaf.hex(),
         "index": proof.proof.index,
         "size": proof.proof.size,

@@ -7,6 +7,8 @@ import { ApprovalPane, outcomeNote } from "./ApprovalPane.js";
 import { checkMessage } from "./proof.js";
 import { LeaveThread } from "./Divest.js";
 import { h, fill, spinner } from "./dom.js";
+import { toggleHistory } from "./History.js";
+import { Mentions } from "./Mentions.js";
 import { MessageFlow } from "./MessageFlow.js";
 import { learn, me, nameNode } from "./names.js";
 import { describeError, notify } from "./notify.js";
@@ -15,6 +17,9 @@ import { accountBalance } from "./WalletView.js";
 const PAGE = 50;
 // Pages fetched backwards to find a message a citation points at, before giving up.
 const JUMP_PAGES_MAX = 20;
+// Read marks are sent at most this often while messages arrive in the open thread (the socket allows
+// 100 frames a minute, for everything).
+const READ_MARK_EVERY_MS = 1500;
 
 export class ChoirChat {
   /**
@@ -39,7 +44,11 @@ export class ChoirChat {
       onRetry: (content) => this._send(content),
       onLoadEarlier: () => this.loadEarlier(),
       onProve: deps.settlement && deps.settlement !== "none" ? (item) => this.prove(item) : null,
+      onEdit: deps.readOnly ? null : (item, content) => deps.socket.request("message.edit", { message_id: item.dataset.messageId, content }),
+      onDelete: (item) => this.deleteMessage(item),
+      onHistory: (item) => toggleHistory(item, { threadId: this.threadId, canProve: Boolean(deps.settlement && deps.settlement !== "none") }),
     });
+    this.readTimer = null;
     this.approval = new ApprovalPane(this.approvalRoot, { vote: (specId, approve) => deps.socket.request("spec.vote", { spec_id: specId, approve }) });
     this.welcome();
   }
@@ -94,8 +103,15 @@ export class ChoirChat {
       this.renderAsk();
       this.deps.onThread(detail);
       this.root.querySelector("h1")?.focus({ preventScroll: true });
+      // Where reading resumes: the first message by someone else after the person's read mark.
+      await this.deps.inbox?.ready;
+      if (token !== this.token) return;
+      const mark = this.deps.inbox?.threads.get(threadId);
+      const firstUnread = mark ? this.flow.markFirstUnread(mark.read_seq) : null;
       if (messageId) await this.jumpTo(messageId);
+      else if (firstUnread) firstUnread.previousElementSibling?.scrollIntoView({ block: "start" });
       else this.flowRoot.querySelector(".messages")?.lastElementChild?.scrollIntoView({ block: "end" });
+      this.deps.inbox?.readThread(threadId, detail.last_seq);
     } catch (err) {
       if (token !== this.token) return;
       fill(this.header, h("h1", { tabindex: "-1" }, "This thread cannot be shown"),
@@ -127,6 +143,8 @@ export class ChoirChat {
   _replayed(kind, data, seq, at) {
     if (kind === "message.posted") {
       if (!this.flow.hasMessage(data.message_id)) this.flow.add({ ...data, seq, published_at: at });
+    } else if (kind === "message.edited" || kind === "message.deleted") {
+      this.flow.revised(kind, data, at);
     } else {
       this._note(kind, data, seq);
     }
@@ -167,6 +185,28 @@ export class ChoirChat {
     }
   }
 
+  async deleteMessage(item) {
+    // eslint-disable-next-line no-alert -- a plain confirmation before something that cannot be undone
+    if (!window.confirm("Delete this message? Its text is removed for everyone; a note that it was deleted stays.")) return;
+    try {
+      await this.deps.socket.request("message.delete", { message_id: item.dataset.messageId });
+    } catch (err) {
+      notify(describeError(err), { kind: "error" });
+    }
+  }
+
+  /** The open thread was read up to `seq` (sent at most every READ_MARK_EVERY_MS). */
+  _readUpTo(seq) {
+    if (!this.deps.inbox || document.visibilityState !== "visible") return;
+    this.pendingRead = Math.max(this.pendingRead || 0, seq);
+    if (this.readTimer) return;
+    const threadId = this.threadId;
+    this.readTimer = setTimeout(() => {
+      this.readTimer = null;
+      if (threadId === this.threadId) this.deps.inbox.readThread(threadId, this.pendingRead);
+    }, READ_MARK_EVERY_MS);
+  }
+
   isCoAuthor() {
     return Boolean(this.thread?.co_authors.includes(me()));
   }
@@ -185,6 +225,11 @@ export class ChoirChat {
         this.flow.add({ ...data, seq, published_at: at });
         this.thread.message_count += 1;
         this.deps.onThread(this.thread);
+        this._readUpTo(seq);
+        break;
+      case "message.edited":
+      case "message.deleted":
+        this.flow.revised(kind, data, at);
         break;
       case "spec.submitted":
         this.approval.submitted(data);
@@ -256,7 +301,32 @@ export class ChoirChat {
         h("li", {}, `Minimum stake ${formatChoir(t.min_stake)}`),
         h("li", {}, `Recommended ${formatChoir(t.recommended_stake, { decimals: 2 })}`)),
       h("div", { class: "co-authors-row" }, h("span", { class: "muted small" }, `Co-authors (${t.co_authors.length})`), coAuthors),
+      this._followButton(),
       this.isCoAuthor() ? this.leave.root : null);
+  }
+
+  /** Follow: be told of every new message here (writing or asking in a thread follows it). */
+  _followButton() {
+    const inbox = this.deps.inbox;
+    if (!inbox || this.deps.readOnly) return null;
+    const threadId = this.threadId;
+    const following = inbox.thread(threadId).following;
+    return h("button", {
+      type: "button",
+      id: "follow-thread",
+      class: following ? "small following" : "small",
+      "aria-pressed": String(following),
+      onclick: async (e) => {
+        e.target.disabled = true;
+        try {
+          await inbox.follow(threadId, !following);
+          notify(following ? "Unfollowed: new messages here no longer notify you." : "Following: you are told of new messages here.");
+        } catch (err) {
+          notify(describeError(err), { kind: "error" });
+        }
+        if (threadId === this.threadId) this.renderHeader();
+      },
+    }, following ? "Following" : "Follow");
   }
 
   /** After this person left the thread: their balance grew; a private thread is closed to them now. */
@@ -286,9 +356,11 @@ export class ChoirChat {
   }
 
   _postForm() {
-    const text = h("textarea", { id: "post-content", rows: 2, maxlength: "16384", placeholder: "Write a message (Markdown works). Enter sends, Shift+Enter for a new line." });
+    const text = h("textarea", { id: "post-content", rows: 2, maxlength: "16384", placeholder: "Write a message (Markdown works; @ mentions someone). Enter sends, Shift+Enter for a new line." });
     const button = h("button", { type: "submit", class: "primary" }, "Send");
     const form = h("form", { class: "post-form" }, h("label", { for: "post-content", class: "visually-hidden" }, "Message"), text, button);
+    // Before the composer's own keys: while the list of people is open, Enter picks one.
+    this.mentions = new Mentions(text, () => this.threadId);
     const submit = () => {
       const content = text.value;
       if (!content.trim()) return;

@@ -129,16 +129,19 @@ export class MessageFlow {
 
   _message(m, { state = null } = {}) {
     const isAi = m.author === AI_AUTHOR;
+    const deleted = Boolean(m.deleted);
     const body = h("div", { class: "message-body" });
-    if (m.html !== undefined && m.html !== null) body.append(renderServerHtml(m.html));
+    if (deleted) body.append(h("p", { class: "tombstone muted" }, "This message was deleted."));
+    else if (m.html !== undefined && m.html !== null) body.append(renderServerHtml(m.html));
     else body.append(h("p", { class: "plain" }, m.content)); // not yet rendered by the server: plain text
     if (isAi && m.citations?.length) {
       linkCitations(body, m.citations, (c) => this._citeLink(c, `[${c.n}]`));
       body.append(this._priorList(m.citations));
     }
     const when = m.published_at || m.at;
+    const mine = m.author === me() && !isAi;
     const item = h("li", {
-      class: `message${isAi ? " ai" : ""}${m.author === me() ? " mine" : ""}`,
+      class: `message${isAi ? " ai" : ""}${mine ? " mine" : ""}${deleted ? " deleted" : ""}${m.mentions?.includes(me()) ? " mentions-me" : ""}`,
       tabindex: "-1",
       dataset: { author: m.author || "" },
     },
@@ -147,20 +150,107 @@ export class MessageFlow {
           nameNode(m.author, "author"),
           isAi ? h("span", { class: "badge ai-badge" }, "AI") : null,
           when ? h("time", { datetime: when, class: "muted small" }, formatTime(when)) : null,
+          (m.version || 1) > 1 ? this._editedMark(m, deleted) : null,
           // On a server that anchors on a chain, any published message can be checked in the page.
-          this.hooks.onProve ? h("button", { type: "button", class: "link small proof-button", onclick: (e) => this.hooks.onProve(e.target.closest("li.message")) }, "Verify anchor") : null),
+          this.hooks.onProve && !deleted ? h("button", { type: "button", class: "link small proof-button", onclick: (e) => this.hooks.onProve(e.target.closest("li.message")) }, "Verify anchor") : null,
+          // One's own message can be edited or deleted once it has an id (the server has it).
+          mine && !deleted && m.message_id && this.hooks.onEdit ? this._ownActions() : null),
         // An answer shows the question it answers, to everyone and after a reload.
         isAi && m.question ? h("p", { class: "answer-question muted small" }, `Question: ${m.question}`) : null,
         body,
         h("div", { class: "message-status" })));
     if (m.message_id) item.dataset.messageId = m.message_id;
     if (m.ask_id) item.dataset.askId = m.ask_id;
+    item.dataset.version = String(m.version || 1);
+    if (!deleted && typeof m.content === "string") item.dataset.content = m.content;
     if (m.seq !== null && m.seq !== undefined) item.dataset.seq = String(m.seq);
     if (state) {
       item.dataset.state = state;
       this._status(item, h("span", { class: "muted" }, spinner("Sending"), " Sending…"));
     }
     return item;
+  }
+
+  // -- edits and deletions -------------------------------------------------------------
+
+  _editedMark(m, deleted) {
+    const text = deleted ? "deleted · history" : "edited";
+    return h("button", {
+      type: "button",
+      class: "link small edited-mark",
+      "aria-label": `${deleted ? "Deleted" : "Edited"}: show the versions of this message`,
+      onclick: (e) => this.hooks.onHistory?.(e.target.closest("li.message")),
+    }, text);
+  }
+
+  _ownActions() {
+    const pick = (handler) => (e) => handler(e.target.closest("li.message"));
+    return h("span", { class: "own-actions" },
+      h("button", { type: "button", class: "link small edit-button", onclick: pick((item) => this.startEdit(item)) }, "Edit"),
+      h("button", { type: "button", class: "link small delete-button", onclick: pick((item) => this.hooks.onDelete(item)) }, "Delete"));
+  }
+
+  /** An inline editor in place of the message's body; saving sends message.edit. */
+  startEdit(item) {
+    if (item.querySelector(".edit-form")) return;
+    const body = item.querySelector(".message-body");
+    const text = h("textarea", { class: "edit-content", rows: 3, maxlength: "16384", "aria-label": "Edit your message" });
+    text.value = item.dataset.content || "";
+    const error = h("p", { class: "form-error", role: "alert" });
+    const save = h("button", { type: "submit", class: "primary small" }, "Save");
+    const cancel = h("button", { type: "button", class: "small", onclick: () => close() }, "Cancel");
+    const form = h("form", { class: "edit-form" }, text, h("div", { class: "row" }, save, cancel), error);
+    const close = () => {
+      form.remove();
+      body.hidden = false;
+    };
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      save.disabled = true;
+      try {
+        await this.hooks.onEdit(item, text.value);
+        close();
+      } catch (err) {
+        error.textContent = describeError(err);
+      } finally {
+        save.disabled = false;
+      }
+    });
+    text.addEventListener("keydown", (e) => e.key === "Escape" && close());
+    body.hidden = true;
+    body.after(form);
+    text.focus();
+  }
+
+  /** message.edited or message.deleted: the message shows its new version (or its tombstone). */
+  revised(kind, data, at) {
+    const item = this._byId(data.message_id);
+    if (!item || Number(item.dataset.version || 1) >= data.version) return;
+    const current = {
+      message_id: data.message_id,
+      author: data.author,
+      seq: Number(item.dataset.seq),
+      published_at: item.querySelector("time")?.getAttribute("datetime") || at,
+      version: data.version,
+      deleted: kind === "message.deleted",
+      content: data.content,
+      html: data.html,
+    };
+    const fresh = this._message(current);
+    item.replaceWith(fresh);
+  }
+
+  /** A line before the first message after `readSeq` that someone else wrote: where reading resumes. */
+  markFirstUnread(readSeq) {
+    for (const old of this.list.querySelectorAll(".unread-marker")) old.remove();
+    if (readSeq === null || readSeq === undefined) return null;
+    const first = [...this.list.querySelectorAll("li.message")].find(
+      (li) => Number(li.dataset.seq) > readSeq && li.dataset.author !== me(),
+    );
+    if (!first) return null;
+    const marker = h("li", { class: "unread-marker", role: "separator", "aria-label": "New messages" }, h("span", {}, "New"));
+    first.before(marker);
+    return first;
   }
 
   /** Show `content` in a message's status line. */

@@ -12,8 +12,11 @@ const GUEST_REFRESH_EVERY_MS = 30000;
 
 export class ThreadList {
   /** `readOnly`: signed out, the public threads are listed to read, and there is no "new thread" form. */
-  constructor(root, { readOnly = false } = {}) {
+  constructor(root, { readOnly = false, inbox = null } = {}) {
     this.root = root;
+    // Signed in: each thread shows its unread count, kept per person by the server.
+    this.inbox = inbox;
+    inbox?.addEventListener("change", () => this.render());
     this.threads = [];
     this.currentId = null;
     this.list = h("ul", { class: "thread-list", "aria-label": "Threads" });
@@ -94,9 +97,11 @@ export class ThreadList {
   render() {
     fill(this.list, this.threads.map((t) => {
       const current = t.thread_id === this.currentId;
+      const unread = this.inbox?.thread(t.thread_id).unread || 0;
       return h("li", {},
-        h("a", { href: threadHash(t.thread_id), class: current ? "thread-link current" : "thread-link", "aria-current": current ? "page" : null },
-          h("span", { class: "thread-title" }, t.title),
+        h("a", { href: threadHash(t.thread_id), class: `thread-link${current ? " current" : ""}${unread ? " has-unread" : ""}`, "aria-current": current ? "page" : null, dataset: { threadId: t.thread_id } },
+          h("span", { class: "thread-title" }, t.title,
+            unread ? h("span", { class: "unread-count", "aria-label": `${unread} unread` }, String(unread)) : null),
           h("span", { class: "thread-meta" },
             t.visibility === "private" ? h("span", { class: "badge" }, "private") : null,
             `${t.message_count} msg · ${formatChoir(t.balance)}`)));

@@ -4,6 +4,8 @@ import { formatChoir } from "./amount.js";
 import { api } from "./api.js";
 import { signOut } from "./auth.js";
 import { ChoirChat } from "./ChoirChat.js";
+import { Inbox } from "./Inbox.js";
+import { NotificationsView } from "./NotificationsView.js";
 import * as keystore from "./keystore.js";
 import { notify, describeError } from "./notify.js";
 import { PriorPanel } from "./PriorPanel.js";
@@ -16,6 +18,8 @@ import { ThreadList } from "./ThreadList.js";
 import { WalletView } from "./WalletView.js";
 
 const $ = (id) => document.getElementById(id);
+// A person's own events (not a thread's): their notifications and their read marks and follows.
+const INBOX_EVENTS = new Set(["notification", "notifications.read", "thread.read", "thread.followed"]);
 // Exposed for tests and for people poking at the page from the console.
 const exposed = (window.__choir = { socket: null, ready: false });
 
@@ -99,7 +103,11 @@ async function start(me, key) {
   });
   wallet.set(me, key);
   wallet.refresh();
-  const threads = new ThreadList($("thread-list"));
+  const inbox = new Inbox(socket);
+  exposed.inbox = inbox;
+  const threads = new ThreadList($("thread-list"), { inbox });
+  new NotificationsView($("notifications-slot"), $("notifications-panel"), inbox);
+  inbox.load();
   if (!exposed.search) {
     $("search-box").hidden = false;
     exposed.search = new SearchBox($("search-box"));
@@ -110,13 +118,17 @@ async function start(me, key) {
       location.hash = threadHash(threadId, messageId);
     },
   });
-  const chat = new ChoirChat($("main"), { socket, wallet, prior, settlement: me.settlement, onThread: (t) => threads.update(t) });
+  const chat = new ChoirChat($("main"), { socket, wallet, prior, inbox, settlement: me.settlement, onThread: (t) => threads.update(t) });
   exposed.chat = chat;
 
   socket.addEventListener("server-event", (e) => {
     const payload = e.detail;
     if (payload.kind === "thread.listed") {
       threads.refresh(); // a new thread one may read: the list follows it live
+      return;
+    }
+    if (INBOX_EVENTS.has(payload.kind)) {
+      inbox.handle(payload);
       return;
     }
     if (payload.kind === "reward.paid") {
@@ -133,6 +145,7 @@ async function start(me, key) {
   socket.addEventListener("status", (e) => {
     showStatus(e.detail);
     if (e.detail.state !== "open") return;
+    inbox.resume(); // notifications that came while away are replayed after the last id held
     // Rewards are sent live only: after a drop, read the balances again.
     if (everOpen) {
       wallet.refresh();

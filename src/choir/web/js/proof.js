@@ -34,9 +34,14 @@ function short(text) {
   return concat(Uint8Array.of(raw.length), raw);
 }
 
-/** The leaf the chain anchors for a message with this id, thread and content. */
+/** The leaf the chain anchors for a message with this id, thread and content. A later version of a
+ * message is anchored under "<id>~v<n>" (choir.chain.records.version_record_id). */
 export async function messageLeaf(messageId, threadId, content) {
-  return concat(encoder.encode("M"), short(messageId), short(threadId), await sha256(encoder.encode(content)));
+  return leafOfHash(messageId, threadId, await sha256(encoder.encode(content)));
+}
+
+function leafOfHash(recordId, threadId, hash) {
+  return concat(encoder.encode("M"), short(recordId), short(threadId), hash);
 }
 
 /** Whether `leaf` is at `index` of the `size`-leaf tree whose root is `root`, by `path`. */
@@ -70,7 +75,12 @@ export async function verifyInclusion(root, leaf, index, size, path) {
  * Returns {ok, reason, source} where source says where the root came from.
  */
 export async function checkMessage(message, proof) {
-  const leaf = await messageLeaf(message.message_id, message.thread_id, message.content);
+  const recordId = proof.record_id || message.message_id;
+  // A deleted version has no content left: only its hash can be shown anchored.
+  const gone = message.content === null || message.content === undefined;
+  const leaf = gone
+    ? leafOfHash(recordId, message.thread_id, fromHex(proof.content_hash))
+    : await messageLeaf(recordId, message.thread_id, message.content);
   if (toHex(leaf) !== proof.leaf) return { ok: false, reason: "the anchored record is not this message's content" };
   const ok = await verifyInclusion(fromHex(proof.root), leaf, proof.index, proof.size, proof.path.map(fromHex));
   if (!ok) return { ok: false, reason: "the proof does not lead to the anchored root" };

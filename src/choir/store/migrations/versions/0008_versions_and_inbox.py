@@ -60,9 +60,7 @@ def upgrade() -> None:
     op.create_index("ix_thread_follows_thread", "thread_follows", ["thread_id"])
     op.create_table(
         "notifications",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
-        ),
+        sa.Column("id", sa.BigInteger(), primary_key=True, autoincrement=False),
         sa.Column("address", sa.String(64), nullable=False),
         sa.Column("kind", sa.String(32), nullable=False),
         sa.Column("thread_id", sa.String(32), nullable=True),
@@ -75,6 +73,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Before 0008 a message has one version and no tombstone: going back would forget histories and
+    # turn deletions into empty messages. Refused, so that nothing is lost.
+    revised = op.get_bind().execute(sa.text("SELECT COUNT(*) FROM messages WHERE version > 1")).scalar_one()
+    if revised:
+        raise RuntimeError(
+            f"{revised} messages were edited or deleted; revision 0007 cannot hold their history: "
+            "restore a backup taken before the upgrade instead"
+        )
     op.drop_table("notifications")
     op.drop_table("thread_follows")
     op.execute("ALTER TABLE changes DROP COLUMN content_hash")

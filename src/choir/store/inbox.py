@@ -1,0 +1,392 @@
+"""Each person's inbox: the threads they follow, how far they have read each, and their notifications.
+
+Notifications are derived from a committed batch inside its own transaction (``Store.persist``), so
+they exist exactly when what they tell of does, and their ids increase in commit order: a client
+resumes after the last id it holds, as it resumes a thread after its last seq.
+
+Who is told what (docs/protocol.md, "Notifications"):
+
+    mention        a message names you (@display name or address prefix); in a private thread only
+                   its co-authors can be named (the program drops the others)
+    reply          a message in a thread you follow, by someone else (an answer to a question too)
+    spec.awaiting  a spec waits for your vote
+    spec.outcome   your spec was settled: approved, denied, mixed or expired
+    reward         CHOIR paid to you, with its amount and why
+
+Writing in a thread, asking in it, creating it or joining it as a co-author follows it, unless you
+unfollowed it; leaving a private thread unfollows it. Nobody is told of their own doing, and a private
+thread's events reach its co-authors only.
+
+Follows and read marks are each person's own view, not the program's state: they are written directly
+(``follow``, ``mark_read``), outside the commit order.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from sqlalchemy import Connection, and_, case, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from choir.program import AI_AUTHOR, Outcome, Thread, Visibility
+from choir.store import schema
+
+KINDS: Final = ("mention", "reply", "spec.awaiting", "spec.outcome", "reward")
+EXCERPT_CHARS: Final = 140
+PAGE_MAX: Final = 200
+# "@name": a display name without spaces, or the first characters of an address (at least 4).
+MENTION_RE: Final = re.compile(r"(?<![\w@])@([\w.\-]{2,64})")
+ADDRESS_PREFIX_MIN: Final = 4
+MENTIONS_MAX: Final = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    id: int
+    address: str
+    kind: str
+    thread_id: str | None
+    ref: str | None
+    data: dict[str, Any]
+    at: datetime
+    read: bool = False
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "thread_id": self.thread_id,
+            "ref": self.ref,
+            "data": self.data,
+            "at": self.at.isoformat().replace("+00:00", "Z"),
+            "read": self.read,
+        }
+
+
+# -- mentions ---------------------------------------------------------------------------------
+
+
+def mention_tokens(content: str) -> list[str]:
+    return list(dict.fromkeys(MENTION_RE.findall(content)))[:MENTIONS_MAX]
+
+
+def resolve_mentions(conn: Connection, content: str, co_authors: Sequence[str] = ()) -> tuple[str, ...]:
+    """The addresses a message's @tokens name: people whose display name is the token (any case;
+    co-authors of the thread first when several share it), or the one address it begins."""
+    found: dict[str, None] = {}
+    u = schema.users
+    for token in mention_tokens(content):
+        named = [
+            r.address
+            for r in conn.execute(
+                select(u.c.address).where(func.lower(u.c.display_name) == token.lower()).limit(MENTIONS_MAX)
+            )
+        ]
+        preferred = [a for a in named if a in co_authors]
+        if preferred or named:
+            found.update(dict.fromkeys(preferred or named))
+            continue
+        if len(token) >= ADDRESS_PREFIX_MIN:
+            starts = [
+                r.address
+                for r in conn.execute(select(u.c.address).where(u.c.address.startswith(token)).limit(2))
+            ]
+            if len(starts) == 1:
+                found[starts[0]] = None
+    return tuple(found)[:MENTIONS_MAX]
+
+
+def people_like(conn: Connection, prefix: str, limit: int = 8) -> list[dict[str, str]]:
+    """People whose display name or address begins with ``prefix`` (for @ completion)."""
+    u = schema.users
+    lowered = prefix.lower()
+    query = (
+        select(u.c.address, u.c.display_name)
+        .where(func.lower(u.c.display_name).startswith(lowered) | u.c.address.startswith(prefix))
+        .order_by(u.c.display_name)
+        .limit(limit)
+    )
+    return [{"address": r.address, "display_name": r.display_name} for r in conn.execute(query)]
+
+
+# -- deriving notifications from a committed batch --------------------------------------------
+
+
+class _Batch:
+    """What one batch's outcomes tell whom, and the follows they make."""
+
+    def __init__(self, conn: Connection, outcomes: Sequence[Outcome]) -> None:
+        self.conn = conn
+        self.outcomes = outcomes
+        self.rows: list[dict[str, Any]] = []
+        self.follows: dict[tuple[str, str], int] = {}  # (address, thread) -> read up to seq
+        self.unfollows: set[tuple[str, str]] = set()
+        threads = {e.thread_id for o in outcomes for e in o.events if e.kind == "message.posted"}
+        self.followers = _followers(conn, threads)
+
+    def derive(self) -> None:
+        for o in self.outcomes:
+            for e in o.events:
+                handler = _HANDLERS.get(e.kind)
+                if handler is not None:
+                    handler(self, o, e.thread_id, e.seq, e.data, e.at)
+            for notice in o.notices:
+                if notice.kind == "reward.paid":
+                    data = notice.data | {"reason": _reason(notice.data)}
+                    at = o.at
+                    assert at is not None, "an outcome from apply() carries its time"
+                    self.tell(notice.address, "reward", notice.data.get("thread_id"), None, data, at)
+
+    def tell(
+        self,
+        address: str,
+        kind: str,
+        thread_id: str | None,
+        ref: str | None,
+        data: dict[str, Any],
+        at: datetime,
+    ) -> None:
+        self.rows.append(
+            {"address": address, "kind": kind, "thread_id": thread_id, "ref": ref, "data": data, "at": at}
+        )
+
+    def follow(self, address: str, thread_id: str, seq: int) -> None:
+        """Follow from ``seq`` on (read up to it), unless the person has a row for the thread already
+        (following or unfollowed on purpose: either way their choice stands, and their read mark)."""
+        known = self.followers.setdefault(thread_id, {})
+        if address in known and (address, thread_id) not in self.follows:
+            return
+        known.setdefault(address, True)
+        key = (address, thread_id)
+        self.follows[key] = max(seq, self.follows.get(key, 0))
+
+
+def _posted(b: _Batch, o: Outcome, thread_id: str, seq: int, data: dict[str, Any], at: datetime) -> None:
+    thread = o.threads[thread_id]  # the program puts every thread an event advances
+    author = data["author"]
+    mentioned = [a for a in data.get("mentions", ()) if a != author and _may_read(thread, a)]
+    about = {
+        "message_id": data["message_id"],
+        "author": author,
+        "seq": seq,
+        "title": thread.title,
+        "excerpt": data["content"][:EXCERPT_CHARS],
+    }
+    for address in mentioned:
+        b.tell(address, "mention", thread_id, data["message_id"], about, at)
+    told = set(mentioned) | {author}
+    if author == AI_AUTHOR and (asker := data.get("asker")) and _may_read(thread, asker):
+        b.follow(asker, thread_id, seq - 1)  # asking follows the thread; its answer is still unread
+    for address, following in sorted(b.followers.get(thread_id, {}).items()):
+        if following and address not in told and _may_read(thread, address):
+            b.tell(address, "reply", thread_id, data["message_id"], about, at)
+    if author != AI_AUTHOR:
+        b.follow(author, thread_id, seq)  # one's own message is read
+
+
+def _created(b: _Batch, o: Outcome, thread_id: str, seq: int, data: dict[str, Any], at: datetime) -> None:
+    b.follow(data["creator"], thread_id, seq)
+
+
+def _joined(b: _Batch, o: Outcome, thread_id: str, seq: int, data: dict[str, Any], at: datetime) -> None:
+    b.follow(data["address"], thread_id, 0)
+
+
+def _left(b: _Batch, o: Outcome, thread_id: str, seq: int, data: dict[str, Any], at: datetime) -> None:
+    if o.threads[thread_id].visibility is Visibility.PRIVATE:
+        b.unfollows.add((data["address"], thread_id))
+
+
+def _spec_submitted(
+    b: _Batch, o: Outcome, thread_id: str, seq: int, data: dict[str, Any], at: datetime
+) -> None:
+    about = {
+        "spec_id": data["spec_id"],
+        "author": data["author"],
+        "stake": data["stake"],
+        "title": o.threads[thread_id].title,
+        "excerpt": data["content"][:EXCERPT_CHARS],
+        "expires_at": data["expires_at"],
+    }
+    for voter in data["voters"]:
+        b.tell(voter, "spec.awaiting", thread_id, data["spec_id"], about, at)
+
+
+def _spec_settled(
+    b: _Batch, o: Outcome, thread_id: str, seq: int, data: dict[str, Any], at: datetime
+) -> None:
+    spec = o.specs[data["spec_id"]]  # the program puts the spec it settles
+    about = {"spec_id": spec.spec_id, "outcome": data["outcome"], "stake": str(spec.stake)}
+    about["title"] = o.threads[thread_id].title if thread_id in o.threads else ""
+    b.tell(spec.author, "spec.outcome", thread_id, spec.spec_id, about, at)
+
+
+_HANDLERS: Final = {
+    "message.posted": _posted,
+    "thread.created": _created,
+    "coauthor.joined": _joined,
+    "coauthor.left": _left,
+    "spec.submitted": _spec_submitted,
+    "spec.settled": _spec_settled,
+}
+
+
+def _may_read(thread: Thread, address: str) -> bool:
+    return thread.visibility is Visibility.PUBLIC or thread.member(address) is not None
+
+
+def _reason(data: dict[str, Any]) -> str:
+    if data.get("reward") == "prior":
+        return f"your thread's messages were cited in answers (epoch {data.get('epoch')})"
+    return f"your new messages (epoch {data.get('epoch')})"
+
+
+def _followers(conn: Connection, thread_ids: Iterable[str]) -> dict[str, dict[str, bool]]:
+    ids = sorted(thread_ids)
+    if not ids:
+        return {}
+    f = schema.thread_follows
+    out: dict[str, dict[str, bool]] = {}
+    for r in conn.execute(select(f.c.thread_id, f.c.address, f.c.following).where(f.c.thread_id.in_(ids))):
+        out.setdefault(r.thread_id, {})[r.address] = bool(r.following)
+    return out
+
+
+def record(conn: Connection, outcomes: Sequence[Outcome]) -> list[Notification]:
+    """Derive and write the notifications and follows of a batch, in its transaction."""
+    batch = _Batch(conn, outcomes)
+    batch.derive()
+    if batch.follows:
+        _auto_follow(conn, batch.follows)
+    for address, thread_id in batch.unfollows:
+        _set_following(conn, address, thread_id, False)
+    if not batch.rows:
+        return []
+    # Only the writer holding the state version gets here (Store.persist): ids follow commit order.
+    n = schema.notifications
+    last = conn.execute(select(func.max(n.c.id))).scalar_one_or_none() or 0
+    ids = list(range(last + 1, last + 1 + len(batch.rows)))
+    conn.execute(n.insert(), [row | {"id": i} for i, row in zip(ids, batch.rows, strict=True)])
+    return [
+        Notification(i, r["address"], r["kind"], r["thread_id"], r["ref"], r["data"], r["at"])
+        for i, r in zip(ids, batch.rows, strict=True)
+    ]
+
+
+def _insert_for(conn: Connection) -> Any:
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+
+def _auto_follow(conn: Connection, follows: dict[tuple[str, str], int]) -> None:
+    """Follow (unless unfollowed on purpose) and move the read mark forward, never back."""
+    f = schema.thread_follows
+    rows = [{"address": a, "thread_id": t, "following": True, "read_seq": s} for (a, t), s in follows.items()]
+    stmt = _insert_for(conn)(f)
+    later = stmt.excluded.read_seq > f.c.read_seq
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["address", "thread_id"],
+        set_={"read_seq": case((later, stmt.excluded.read_seq), else_=f.c.read_seq)},
+    )
+    conn.execute(stmt, rows)
+
+
+def _set_following(conn: Connection, address: str, thread_id: str, following: bool) -> None:
+    f = schema.thread_follows
+    stmt = _insert_for(conn)(f).values(address=address, thread_id=thread_id, following=following, read_seq=0)
+    conn.execute(
+        stmt.on_conflict_do_update(index_elements=["address", "thread_id"], set_={"following": following})
+    )
+
+
+# -- a person's own view: follow, read, list -----------------------------------------------------
+
+
+def follow(conn: Connection, address: str, thread_id: str, following: bool) -> None:
+    _set_following(conn, address, thread_id, following)
+
+
+def mark_read(conn: Connection, address: str, thread_id: str, seq: int) -> int:
+    """Move the read mark to ``seq`` (never back); returns the mark now held."""
+    f = schema.thread_follows
+    stmt = _insert_for(conn)(f).values(address=address, thread_id=thread_id, following=False, read_seq=seq)
+    stmt = stmt.on_conflict_do_nothing(index_elements=["address", "thread_id"])
+    conn.execute(stmt)
+    mine = and_(f.c.address == address, f.c.thread_id == thread_id)
+    conn.execute(update(f).where(mine, f.c.read_seq < seq).values(read_seq=seq))
+    return int(conn.execute(select(f.c.read_seq).where(mine)).scalar_one())
+
+
+def threads_of(conn: Connection, address: str) -> dict[str, dict[str, Any]]:
+    """Per thread the person follows or has read: following, read_seq, and for a followed thread
+    unread (others' messages after the mark, tombstones left out) and the first unread one's seq."""
+    f, m = schema.thread_follows, schema.messages
+    marks = {
+        r.thread_id: {
+            "following": bool(r.following),
+            "read_seq": r.read_seq,
+            "unread": 0,
+            "first_unread_seq": None,
+        }
+        for r in conn.execute(
+            select(f.c.thread_id, f.c.following, f.c.read_seq).where(f.c.address == address)
+        )
+    }
+    if not marks:
+        return {}
+    unread = (
+        select(m.c.thread_id, func.count(), func.min(m.c.seq))
+        .select_from(m.join(f, and_(f.c.thread_id == m.c.thread_id, f.c.address == address)))
+        .where(
+            f.c.following.is_(True), m.c.seq > f.c.read_seq, m.c.author != address, m.c.deleted_at.is_(None)
+        )
+        .group_by(m.c.thread_id)
+    )
+    for thread_id, count, first in conn.execute(unread):
+        marks[thread_id] |= {"unread": int(count), "first_unread_seq": first}
+    return marks
+
+
+def notifications_after(conn: Connection, address: str, after_id: int, limit: int) -> list[Notification]:
+    n = schema.notifications
+    query = (
+        select(n)
+        .where(n.c.address == address, n.c.id > after_id)
+        .order_by(n.c.id)
+        .limit(min(max(limit, 1), PAGE_MAX))
+    )
+    return [_note(r) for r in conn.execute(query)]
+
+
+def latest_notifications(conn: Connection, address: str, limit: int) -> list[Notification]:
+    n = schema.notifications
+    query = (
+        select(n).where(n.c.address == address).order_by(n.c.id.desc()).limit(min(max(limit, 1), PAGE_MAX))
+    )
+    return [_note(r) for r in conn.execute(query)][::-1]
+
+
+def unread_count(conn: Connection, address: str) -> int:
+    n = schema.notifications
+    query = select(func.count()).select_from(n).where(n.c.address == address, n.c.read.is_(False))
+    return int(conn.execute(query).scalar_one())
+
+
+def mark_notifications_read(
+    conn: Connection, address: str, up_to_id: int | None, ids: Sequence[int] | None = None
+) -> int:
+    """Mark the person's notifications read: those up to ``up_to_id``, or those in ``ids`` (another
+    person's ids are left alone). Returns how many changed."""
+    n = schema.notifications
+    which = n.c.id <= up_to_id if ids is None else n.c.id.in_(list(ids))
+    result = conn.execute(
+        update(n).where(n.c.address == address, which, n.c.read.is_(False)).values(read=True)
+    )
+    return int(result.rowcount)
+
+
+def _note(r: Any) -> Notification:
+    return Notification(r.id, r.address, r.kind, r.thread_id, r.ref, r.data, r.at, bool(r.read))
