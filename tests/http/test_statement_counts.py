@@ -17,8 +17,9 @@ from choir.store import inbox
 # A post: claim the version; upsert the thread; insert the message and its event; number the change log;
 # read the thread's followers (the author, who follows it already, gets no new row).
 POST_STATEMENTS = 7
-# Each follower told of it: two more statements in all (number them, insert them), however many.
-POST_TO_FOLLOWERS_STATEMENTS = POST_STATEMENTS + 2
+# Each follower told of it: three more statements in all (the author's name, number them, insert them),
+# however many.
+POST_TO_FOLLOWERS_STATEMENTS = POST_STATEMENTS + 3
 # A sign-in: the nonce; then consume it, read it, the user row, the session, the welcome grant's
 # commit (version, balances, transfer, change log: 5) and the display name.
 SIGN_IN_STATEMENTS = 11

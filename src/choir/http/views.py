@@ -72,4 +72,5 @@ def message_view(row: dict[str, Any]) -> dict[str, Any]:
         "version": row.get("version") or 1,
         "edited_at": iso(row["edited_at"]) if row.get("edited_at") else None,
         "deleted": row.get("deleted_at") is not None,
+        "mentions": row.get("mentions") or [],
     }

@@ -202,6 +202,7 @@ def _publish(
             ask_id,
             citations,
             question,
+            mentions=mentions,
         )
     )
 

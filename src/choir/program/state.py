@@ -115,6 +115,8 @@ class Message:
     # 1 as published; each edit (or the deletion) of the message is the next version.
     version: int = 1
     deleted: bool = False
+    # The people it mentions (addresses), as the program kept them.
+    mentions: tuple[str, ...] = ()
 
     @property
     def is_ai(self) -> bool:

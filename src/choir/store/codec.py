@@ -109,6 +109,7 @@ def message_row(m: Message, html: str) -> dict[str, Any]:
         "citations": [[c.n, c.message_id, c.score_ppm] for c in m.citations],
         "question": m.question,
         "version": m.version,
+        "mentions": list(m.mentions) or None,
     }
 
 
@@ -127,6 +128,7 @@ def message_from(row: Row) -> Message:
         question=row.get("question"),
         version=row.get("version") or 1,
         deleted=row.get("deleted_at") is not None,
+        mentions=tuple(row.get("mentions") or ()),
     )
 
 

@@ -266,6 +266,7 @@ def record(conn: Connection, outcomes: Sequence[Outcome]) -> list[Notification]:
         _set_following(conn, address, thread_id, False)
     if not batch.rows:
         return []
+    _name_authors(conn, batch.rows)
     # Only the writer holding the state version gets here (Store.persist): ids follow commit order.
     n = schema.notifications
     last = conn.execute(select(func.max(n.c.id))).scalar_one_or_none() or 0
@@ -275,6 +276,19 @@ def record(conn: Connection, outcomes: Sequence[Outcome]) -> list[Notification]:
         Notification(i, r["address"], r["kind"], r["thread_id"], r["ref"], r["data"], r["at"])
         for i, r in zip(ids, batch.rows, strict=True)
     ]
+
+
+def _name_authors(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Each notification names its author as they were called then (one read for the batch)."""
+    authors = sorted({a for r in rows if (a := r["data"].get("author")) and a != AI_AUTHOR})
+    if not authors:
+        return
+    u = schema.users
+    names = dict(conn.execute(select(u.c.address, u.c.display_name).where(u.c.address.in_(authors))).all())
+    for row in rows:
+        author = row["data"].get("author")
+        if author in names:
+            row["data"] = row["data"] | {"author_name": names[author]}
 
 
 def _insert_for(conn: Connection) -> Any:

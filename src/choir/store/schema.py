@@ -129,6 +129,8 @@ messages = Table(
     Column("version", Integer, nullable=False, server_default=text("1")),
     Column("edited_at", UTCTime, nullable=True),
     Column("deleted_at", UTCTime, nullable=True),
+    # The addresses the message mentions (NULL: none).
+    Column("mentions", JSONText, nullable=True),
     Index("ix_messages_thread_seq", "thread_id", "seq", unique=True),
     # A person posts the same content once per thread; AI answers (ask_id set) may repeat, and a
     # tombstone holds no content.

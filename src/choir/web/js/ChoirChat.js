@@ -186,8 +186,6 @@ export class ChoirChat {
   }
 
   async deleteMessage(item) {
-    // eslint-disable-next-line no-alert -- a plain confirmation before something that cannot be undone
-    if (!window.confirm("Delete this message? Its text is removed for everyone; a note that it was deleted stays.")) return;
     try {
       await this.deps.socket.request("message.delete", { message_id: item.dataset.messageId });
     } catch (err) {

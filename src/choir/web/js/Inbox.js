@@ -3,6 +3,7 @@
 // notifications, resumed after the last id held whenever the socket (re)opens. Dispatches "change".
 
 import { api } from "./api.js";
+import { learn } from "./names.js";
 import { describeError, notify } from "./notify.js";
 
 const REFRESH_DEBOUNCE_MS = 300;
@@ -120,6 +121,7 @@ export class Inbox extends EventTarget {
   }
 
   _keep(note) {
+    if (note.data?.author && note.data.author_name) learn({ [note.data.author]: note.data.author_name });
     this.notes.set(note.id, note);
     this.lastId = Math.max(this.lastId, note.id);
   }

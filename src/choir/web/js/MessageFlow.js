@@ -184,10 +184,18 @@ export class MessageFlow {
   }
 
   _ownActions() {
-    const pick = (handler) => (e) => handler(e.target.closest("li.message"));
-    return h("span", { class: "own-actions" },
+    const pick = (handler) => (e) => handler(e.target.closest("li.message"), e.target.closest(".own-actions"));
+    const actions = h("span", { class: "own-actions" });
+    const idle = () => fill(actions,
       h("button", { type: "button", class: "link small edit-button", onclick: pick((item) => this.startEdit(item)) }, "Edit"),
-      h("button", { type: "button", class: "link small delete-button", onclick: pick((item) => this.hooks.onDelete(item)) }, "Delete"));
+      h("button", { type: "button", class: "link small delete-button", onclick: pick((item, box) => confirm(item, box)) }, "Delete"));
+    // Asked in place, not in a dialog: deleting cannot be undone, and the question stays by the message.
+    const confirm = (item, box) => fill(box,
+      h("span", { class: "small" }, "Delete for everyone? "),
+      h("button", { type: "button", class: "link small danger confirm-delete", onclick: () => this.hooks.onDelete(item) }, "Delete"),
+      h("button", { type: "button", class: "link small", onclick: idle }, "Keep"));
+    idle();
+    return actions;
   }
 
   /** An inline editor in place of the message's body; saving sends message.edit. */

@@ -27,6 +27,7 @@ def upgrade() -> None:
     op.add_column("messages", sa.Column("version", sa.Integer(), nullable=False, server_default=sa.text("1")))
     op.add_column("messages", sa.Column("edited_at", sa.String(32), nullable=True))
     op.add_column("messages", sa.Column("deleted_at", sa.String(32), nullable=True))
+    op.add_column("messages", sa.Column("mentions", sa.Text(), nullable=True))
     op.drop_index("ix_messages_thread_hash", table_name="messages")
     op.create_index(
         "ix_messages_thread_hash",
@@ -95,5 +96,5 @@ def downgrade() -> None:
         sqlite_where=sa.text("ask_id IS NULL"),
         postgresql_where=sa.text("ask_id IS NULL"),
     )
-    for column in ("deleted_at", "edited_at", "version"):
+    for column in ("mentions", "deleted_at", "edited_at", "version"):
         op.execute(f"ALTER TABLE messages DROP COLUMN {column}")
