@@ -215,8 +215,8 @@ def test_two_people_a_spec_and_its_approval(
     expect(pending).to_have_count(1)
     expect(pending).to_contain_text("Kingfishers fish from the old bridge")
     expect(pending).to_contain_text("stakes 3 CHOIR")
-    # Names are known for co-authors only (GET /api/threads/{id} display_names): Ben shows as his address.
-    expect(pending).to_contain_text(f"{ben.address[:4]}…{ben.address[-4:]}")
+    # The voter sees who asks by name: the notification of the spec carries it.
+    expect(pending).to_contain_text(ben.name)
     expect(ben.page.locator(".approval li.spec:not(.outcome)")).to_contain_text("waiting for the co-authors")
     ada.page.screenshot(path=screenshots / "approval.png")
 

@@ -4,7 +4,7 @@ Every committed batch becomes one ``Commit``; the feed hands it to its named sub
 order they subscribed, which the composition root fixes and docs/architecture.md states:
 
     1. metrics    remembers the commit time of each post (for the delivery histogram)
-    2. publisher  encodes each event once and fans it out (broker -> hub -> sockets)
+    2. publisher  encodes each event and notification once and fans it out (broker -> hub -> sockets)
     3. indexer    queues new messages and co-author changes for the vector index
     4. chain      wakes the settlement worker
 

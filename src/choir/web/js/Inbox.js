@@ -19,6 +19,8 @@ export class Inbox extends EventTarget {
     this.unread = 0;
     this.timer = null;
     this.ready = Promise.resolve();
+    // Set by the page: whether a thread is open in a visible page (its news is read as it comes).
+    this.isOpen = () => false;
   }
 
   /** The first read of the inbox; `ready` settles when it is done (a thread opened waits for it). */
@@ -52,7 +54,10 @@ export class Inbox extends EventTarget {
     if (kind === "notification") {
       if (!this.notes.has(data.id)) {
         this._keep(data);
+        // A message in the thread the person is reading, in a visible page, is read as it arrives.
+        const seen = !data.read && data.thread_id && this.isOpen(data.thread_id) && (data.kind === "mention" || data.kind === "reply");
         if (!data.read) this.unread += 1;
+        if (seen) this.markRead([data.id]);
         if (data.thread_id && (data.kind === "mention" || data.kind === "reply")) this.refreshSoon();
         this._changed();
         this.dispatchEvent(new CustomEvent("notification", { detail: data }));
@@ -89,9 +94,13 @@ export class Inbox extends EventTarget {
   }
 
   async readThread(threadId, seq) {
+    // The news of what was just read is read too.
+    const told = [...this.notes.values()].filter((n) => !n.read && n.thread_id === threadId
+      && (n.kind === "mention" || n.kind === "reply") && n.data?.seq <= seq).map((n) => n.id);
+    if (told.length) this.markRead(told);
     const current = this.thread(threadId);
     if (current.known !== false && current.read_seq >= seq && !current.unread) return;
-    this.threads.set(threadId, { ...current, read_seq: Math.max(current.read_seq, seq), unread: 0, first_unread_seq: null });
+    this.threads.set(threadId, { ...current, known: true, read_seq: Math.max(current.read_seq, seq), unread: 0, first_unread_seq: null });
     this._changed();
     await this.socket.request("thread.read", { thread_id: threadId, seq }).catch(() => {});
   }

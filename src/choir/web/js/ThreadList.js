@@ -97,7 +97,8 @@ export class ThreadList {
   render() {
     fill(this.list, this.threads.map((t) => {
       const current = t.thread_id === this.currentId;
-      const unread = this.inbox?.thread(t.thread_id).unread || 0;
+      // The open thread is being read: its count would only flicker until the read mark lands.
+      const unread = current ? 0 : this.inbox?.thread(t.thread_id).unread || 0;
       return h("li", {},
         h("a", { href: threadHash(t.thread_id), class: `thread-link${current ? " current" : ""}${unread ? " has-unread" : ""}`, "aria-current": current ? "page" : null, dataset: { threadId: t.thread_id } },
           h("span", { class: "thread-title" }, t.title,

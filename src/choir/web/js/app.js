@@ -107,6 +107,12 @@ async function start(me, key) {
   exposed.inbox = inbox;
   const threads = new ThreadList($("thread-list"), { inbox });
   new NotificationsView($("notifications-slot"), $("notifications-panel"), inbox);
+  // News of a thread not open: its line in the list (message count, balance) is read again.
+  let listTimer = null;
+  inbox.addEventListener("notification", () => {
+    clearTimeout(listTimer);
+    listTimer = setTimeout(() => threads.refresh(), 300);
+  });
   inbox.load();
   if (!exposed.search) {
     $("search-box").hidden = false;
@@ -120,6 +126,7 @@ async function start(me, key) {
   });
   const chat = new ChoirChat($("main"), { socket, wallet, prior, inbox, settlement: me.settlement, onThread: (t) => threads.update(t) });
   exposed.chat = chat;
+  inbox.isOpen = (threadId) => threadId === chat.threadId && document.visibilityState === "visible";
 
   socket.addEventListener("server-event", (e) => {
     const payload = e.detail;
