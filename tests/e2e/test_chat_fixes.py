@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import httpx
@@ -66,6 +67,14 @@ def test_a_reward_says_how_much_and_why_and_the_balance_follows(browser: Browser
             expect(toast).to_be_visible(timeout=30_000)
             assert "CHOIR" in toast.inner_text()
             expect(ada.balance_units()).not_to_have_text(before)
+            # The reward is also in the notifications view, with its amount and its reason, after a reload.
+            ada.page.reload()
+            ada.page.wait_for_function("window.__choir && window.__choir.ready")
+            ada.page.click("#notifications-button")
+            reward = ada.page.locator("li.notification[data-kind='reward']").first
+            expect(reward).to_contain_text(
+                re.compile(r"You received [0-9.,]+ CHOIR: your new messages \(epoch \d+\)")
+            )
             people.check_clean()
         finally:
             people.close()

@@ -5,6 +5,7 @@ with their refusals. Every bad payload gets its code and the connection goes on.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pytest
@@ -146,6 +147,11 @@ async def test_edits_and_deletions_over_the_socket(server: Server) -> None:
             assert reply["payload"]["code"] == code
         edited = await ws.request("message.edit", {"message_id": mid, "content": "better words"})
         assert edited["payload"]["version"] == 2
+        runtime = server.app.state.runtime
+        await runtime.indexer.drain()
+        point = runtime.index.get(mid)  # the edit re-embedded: the point holds the new content's hash
+        assert point is not None and point.content_hash == hashlib.sha256(b"better words").hexdigest()
+        assert any(hit.message_id == mid for hit in runtime.store.keyword_search("better words", 10))
         refused = await watcher.request("message.delete", {"message_id": mid})
         assert refused["payload"]["code"] == "not_author"
         deleted = await ws.request("message.delete", {"message_id": mid})
@@ -159,6 +165,10 @@ async def test_edits_and_deletions_over_the_socket(server: Server) -> None:
             ("message.edited", 2),
             ("message.deleted", 3),
         ]
+    # Gone from the vector index and from the keyword index too, once the indexer has caught up.
+    await runtime.indexer.drain()
+    assert runtime.index.get(mid) is None
+    assert all(hit.message_id != mid for hit in runtime.store.keyword_search("better words", 10))
     # A reconnecting reader replays the same history, with the deleted content gone from it.
     async with bob.socket() as again_ws:
         await again_ws.request("subscribe", {"thread_id": thread, "since_seq": 1})

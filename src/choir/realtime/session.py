@@ -41,7 +41,7 @@ from choir.realtime.protocol import (
 )
 from choir.realtime.replay import replay
 from choir.store import inbox
-from choir.store.sql import Store
+from choir.store.sql import Store, read_snapshot
 
 log = logging.getLogger(__name__)
 MAX_CONTENT_BYTES: Final = 16 * 1024
@@ -223,19 +223,21 @@ class Session:
     async def subscribe_notifications(self, frame_id: str, p: SubscribeNotifications) -> None:
         """Ack with the latest id and the unread count, then replay what came after ``since_id``
         (live ones arrive anyway: a client keeps them by id, so one replayed and live is one)."""
-        notes, unread = await asyncio.to_thread(self._notes_after, p.since_id)
-        latest = notes[-1].id if notes else (p.since_id or 0)
+        notes, unread, latest = await asyncio.to_thread(self._notes_after, p.since_id)
         self.send_ack(frame_id, {"latest_id": latest, "unread": unread})
         for note in notes:
             self.conn.offer(protocol.event(note.thread_id, None, "notification", note.view(), iso(note.at)))
 
-    def _notes_after(self, since_id: int | None) -> tuple[list[inbox.Notification], int]:
-        with self.store.engine.connect() as conn:
+    def _notes_after(self, since_id: int | None) -> tuple[list[inbox.Notification], int, int]:
+        """The notifications to replay, and (read in the same snapshot) the unread count and the latest
+        id that count covers."""
+        with read_snapshot(self.store.engine) as conn:
             if since_id is None:
                 notes = inbox.latest_notifications(conn, self.conn.address, NOTIFICATIONS_REPLAYED)
             else:
                 notes = inbox.notifications_after(conn, self.conn.address, since_id, NOTIFICATIONS_REPLAYED)
-            return notes, inbox.unread_count(conn, self.conn.address)
+            address = self.conn.address
+            return notes, inbox.unread_count(conn, address), inbox.latest_id(conn, address)
 
     async def read_notifications(self, frame_id: str, p: ReadNotifications) -> None:
         which = {"up_to_id": p.up_to_id} if p.ids is None else {"ids": p.ids}

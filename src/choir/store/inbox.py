@@ -383,6 +383,11 @@ def latest_notifications(conn: Connection, address: str, limit: int) -> list[Not
     return [_note(r) for r in conn.execute(query)][::-1]
 
 
+def latest_id(conn: Connection, address: str) -> int:
+    n = schema.notifications
+    return int(conn.execute(select(func.max(n.c.id)).where(n.c.address == address)).scalar_one_or_none() or 0)
+
+
 def unread_count(conn: Connection, address: str) -> int:
     n = schema.notifications
     query = select(func.count()).select_from(n).where(n.c.address == address, n.c.read.is_(False))

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request
 from choir.http.deps import current_user, deps, snapshot
 from choir.http.views import readable
 from choir.store import inbox
+from choir.store.sql import read_snapshot
 
 router = APIRouter()
 
@@ -26,20 +27,17 @@ async def notifications(
     ``after``; with how many are unread."""
     address = await current_user(request)
 
-    def read() -> tuple[list[inbox.Notification], int]:
-        with deps(request).store.engine.connect() as conn:
+    def read() -> tuple[list[inbox.Notification], int, int]:
+        with read_snapshot(deps(request).store.engine) as conn:
             if after is None:
                 notes = inbox.latest_notifications(conn, address, limit)
             else:
                 notes = inbox.notifications_after(conn, address, after, limit)
-            return notes, inbox.unread_count(conn, address)
+            return notes, inbox.unread_count(conn, address), inbox.latest_id(conn, address)
 
-    notes, unread = await asyncio.to_thread(read)
-    return {
-        "notifications": [n.view() for n in notes],
-        "unread": unread,
-        "latest_id": notes[-1].id if notes else after or 0,
-    }
+    notes, unread, latest = await asyncio.to_thread(read)
+    # `unread` counts every notification up to `latest_id` (read in one snapshot).
+    return {"notifications": [n.view() for n in notes], "unread": unread, "latest_id": latest}
 
 
 @router.get("/api/inbox", tags=["inbox"])

@@ -17,6 +17,9 @@ export class Inbox extends EventTarget {
     this.notes = new Map(); // notification id → notification
     this.lastId = 0;
     this.unread = 0;
+    // The server's unread count covers every notification up to this id: one arriving again (a
+    // replay after a reconnection) is not counted twice.
+    this.countedUpTo = 0;
     this.timer = null;
     this.ready = Promise.resolve();
     // Set by the page: whether a thread is open in a visible page (its news is read as it comes).
@@ -35,6 +38,7 @@ export class Inbox extends EventTarget {
       this._threads(inbox.threads);
       for (const note of page.notifications) this._keep(note);
       this.unread = page.unread;
+      this.countedUpTo = Math.max(this.countedUpTo, page.latest_id);
       this._changed();
     } catch (err) {
       notify(describeError(err), { kind: "error" });
@@ -45,6 +49,7 @@ export class Inbox extends EventTarget {
   resume() {
     this.socket.request("notifications.subscribe", { since_id: this.lastId || null }).then((ack) => {
       this.unread = ack.unread;
+      this.countedUpTo = Math.max(this.countedUpTo, ack.latest_id);
       this._changed();
     }, () => {});
   }
@@ -56,7 +61,7 @@ export class Inbox extends EventTarget {
         this._keep(data);
         // A message in the thread the person is reading, in a visible page, is read as it arrives.
         const seen = !data.read && data.thread_id && this.isOpen(data.thread_id) && (data.kind === "mention" || data.kind === "reply");
-        if (!data.read) this.unread += 1;
+        if (!data.read && data.id > this.countedUpTo) this.unread += 1;
         if (seen) this.markRead([data.id]);
         if (data.thread_id && (data.kind === "mention" || data.kind === "reply")) this.refreshSoon();
         this._changed();
@@ -83,6 +88,7 @@ export class Inbox extends EventTarget {
       const inbox = await api.get("/api/inbox");
       this._threads(inbox.threads);
       this.unread = inbox.notifications_unread;
+      this.countedUpTo = Math.max(this.countedUpTo, this.lastId);
       this._changed();
     } catch {
       // the next change or reconnection reads it again
