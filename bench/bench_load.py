@@ -112,6 +112,7 @@ class Run:
     rss_mb: list[float] = field(default_factory=list)
     cpu_pct: list[float] = field(default_factory=list)
     client_cpu_pct: float = 0.0
+    notified: int = 0  # notification frames received (--follow)
 
     def cells(self) -> list[str]:
         lat = sorted(self.latencies_ms) or [math.nan]
@@ -215,8 +216,19 @@ async def sign_in_retrying(http: httpx.AsyncClient) -> Person:
 
 
 class Load:
-    def __init__(self, procs: list[Proc], clients: int, rate: float, duration_s: float, kill: bool) -> None:
+    def __init__(
+        self,
+        procs: list[Proc],
+        clients: int,
+        rate: float,
+        duration_s: float,
+        kill: bool,
+        follow: bool = False,
+    ) -> None:
         self.procs = procs
+        # Every reader follows its thread: each post then notifies the thread's other people too.
+        self.follow = follow
+        self.notified = 0
         self.count = clients
         self.rate = rate
         self.duration_s = duration_s
@@ -328,10 +340,17 @@ class Load:
                 frame = json.loads(message)
                 kind = frame["type"]
                 if kind == "event":
+                    if frame["payload"]["kind"] == "notification":
+                        self.notified += 1
                     self.on_event(client, frame["payload"], now)
                 elif kind == "ack" and frame["id"] == "sub":
                     if client.start_seq < 0:
                         client.start_seq = client.last_seq = frame["payload"]["seq"]
+                        if self.follow:
+                            follow = {"thread_id": client.thread_id, "follow": True}
+                            await ws.send(
+                                json.dumps({"id": "follow", "type": "thread.follow", "payload": follow})
+                            )
                     if not ready.done():
                         ready.set_result(None)
                     if client.number in self.posters and poster is None:
@@ -436,7 +455,7 @@ async def one_run(
         pg.fresh_database() as url,
         servers(processes, url, redis_url, Path(tmp)) as procs,
     ):
-        load = Load(procs, clients, args.rate, args.duration, kill)
+        load = Load(procs, clients, args.rate, args.duration, kill, args.follow)
         await load.setup()
         run = Run(processes, clients, kill, load.threads * args.rate)
         stop_sampling = asyncio.Event()
@@ -457,6 +476,7 @@ async def one_run(
         await load.stop()
         check(load.clients, last_seqs, run)
         run.acked = load.acked
+        run.notified = load.notified
         run.latencies_ms = load.latencies_ms
         run.rss_mb = [p.rss_max_kb / 1024 for p in procs]
         run.cpu_pct = [100 * (p.cpu_end_s - p.cpu_start_s) / run.duration_s for p in procs]
@@ -497,6 +517,8 @@ def print_table(runs: list[Run], args: argparse.Namespace) -> None:
     p99 = percentile(sorted(clean[-1].latencies_ms) or [math.nan], 99)
     lost = sum(r.lost + r.misordered for r in runs)
     duplicated = sum(r.duplicated for r in runs)
+    if args.follow:
+        print("notifications received per run: " + ", ".join(str(r.notified) for r in runs))
     print(f"load: clients={max(args.clients)} lost={lost} duplicated={duplicated} p99_ms={p99:.0f}")
 
 
@@ -508,6 +530,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=0.5, help="posts/s per thread (at most 1.5)")
     parser.add_argument("--duration", type=float, default=None, help="seconds of posting per run (60)")
     parser.add_argument("--no-kill", dest="kill", action="store_false", help="no SIGKILL run")
+    parser.add_argument(
+        "--follow", action="store_true", help="every reader follows its thread: each post notifies its people"
+    )
     args = parser.parse_args(argv)
     try:
         args.clients = [int(c) for c in (args.clients or ("100" if args.quick else "1000")).split(",")]
