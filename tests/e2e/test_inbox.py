@@ -206,3 +206,23 @@ def test_one_edits_and_deletes_ones_own_message_and_others_see_it(crowd: Crowd, 
     results = api(crowd, bob, "/api/search?q=heron+alders")["results"]
     assert all(r["message_id"] != message_id for r in results)  # type: ignore[index,union-attr]
     crowd.check_clean()
+
+
+def test_notifications_missed_while_offline_arrive_on_reconnection(crowd: Crowd) -> None:
+    """Bob's browser loses the network; Ada mentions him meanwhile; when the network is back the page
+    resumes after the last notification it held and shows the one it missed, once."""
+    ada, bob = crowd.sign_in("Ada"), crowd.sign_in("Bob")
+    ada.create_thread("While away")
+    bob.context.set_offline(True)
+    bob.page.evaluate("window.__choir.socket.close()")  # the drop a lost network makes
+    bob.page.wait_for_function("window.__choir.socket.state !== 'open'")
+    ada.post(f"@{bob.address[:8]} you missed this")
+    bob.page.wait_for_timeout(300)
+    assert bob.page.evaluate("window.__choir.socket.state") != "open"
+    bob.context.set_offline(False)
+    expect(bob.page.locator("#notifications-count")).to_have_text("1", timeout=20_000)
+    bob.page.click("#notifications-button")
+    notes = bob.page.locator("li.notification")
+    expect(notes).to_have_count(1)
+    expect(notes.first).to_contain_text("you missed this")
+    crowd.check_clean()

@@ -81,3 +81,42 @@ def test_the_page_verifier_agrees_with_the_server_one(browser: Browser, server: 
                 assert page.evaluate(script, args) == [True, False], (size, index)
     finally:
         page.close()
+
+
+def test_every_version_of_an_edited_message_is_verified_in_the_page(crowd: Crowd) -> None:
+    """The history lists both versions; each is hashed in the browser under its anchored record id
+    (<id>~v2 for the edit) and walked to the root read back from the chain."""
+    ada = crowd.sign_in("Ada")
+    ada.create_thread("History on chain")
+    item = ada.post("Said first.")
+    message_id = item.get_attribute("data-message-id")
+    assert message_id
+    item.locator(".edit-button").click()
+    item.locator("textarea.edit-content").fill("Said better.")
+    item.locator(".edit-form button[type=submit]").click()
+    edited = ada.message("Said better.")
+    expect(edited.locator(".edited-mark")).to_be_visible()
+    cookie = next(c["value"] for c in ada.context.cookies() if c["name"] == "choir_session")
+    wait_anchored(crowd.server, cookie, message_id)
+    deadline = time.monotonic() + 60
+    while (
+        httpx.get(
+            f"{crowd.server.base_url}/api/messages/{message_id}/proof?version=2",
+            cookies={"choir_session": cookie},
+            timeout=10,
+        ).status_code
+        != 200
+    ):
+        assert time.monotonic() < deadline, "the edit was never anchored"
+        time.sleep(0.3)
+    edited.locator(".edited-mark").click()
+    versions = edited.locator("li.version")
+    expect(versions).to_have_count(2)
+    for n in (1, 2):
+        version = versions.nth(n - 1)
+        version.get_by_role("button", name="Verify").click()
+        expect(version.locator(".proof-result")).to_contain_text(f"Version {n} is anchored")
+        expect(version.locator(".proof-result")).to_contain_text(
+            "the root the server read back from the chain"
+        )
+    crowd.check_clean()
