@@ -153,6 +153,9 @@ def test_specs_and_their_outcomes_are_notified_and_marked_read(crowd: Crowd) -> 
     expect(bob.page.locator("li.notification").first).to_contain_text(
         "Your spec in “Join me” was approved: you are a co-author"
     )
+    # Joining follows the thread, from the join on: what was there before is not news to Bob.
+    joined = api(crowd, bob, "/api/inbox")["threads"][thread]  # type: ignore[index]
+    assert joined["following"] is True and joined["unread"] == 0
     # What Ada marked read stays read on the server. Bob's spec, published by the approval, is news in a
     # thread she follows, but it came into the thread she was reading: it was read as it arrived.
     seen = api(crowd, ada, "/api/notifications")

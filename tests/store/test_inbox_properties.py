@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from choir.engine import Coordinator
@@ -15,6 +15,7 @@ from choir.program import (
     DeleteMessage,
     EditMessage,
     Grant,
+    PostAnswer,
     PostMessage,
     ProgramError,
     SubmitSpec,
@@ -39,6 +40,8 @@ steps = st.lists(
         st.tuples(st.just("spec"), st.sampled_from(PEOPLE), st.integers(0, 3)),
         st.tuples(st.just("vote"), st.sampled_from(PEOPLE), st.booleans()),
         st.tuples(st.just("revise"), st.booleans()),
+        st.tuples(st.just("read"), st.sampled_from(PEOPLE), st.integers(0, 3)),
+        st.tuples(st.just("answer"), st.sampled_from(PEOPLE), st.integers(0, 3)),
     ),
     max_size=40,
 )
@@ -46,6 +49,12 @@ steps = st.lists(
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(history=steps)
+# Always tried, whatever hypothesis draws: a read mark before asking (the asker still follows), and an
+# outsider following a private thread (told nothing).
+@example(history=[("thread", "ann", Visibility.PUBLIC), ("read", "ben", 0), ("answer", "ben", 0)])
+@example(
+    history=[("thread", "ann", Visibility.PRIVATE), ("follow", "ben", 0, True), ("post", "ann", 0, ["ben"])]
+)
 def test_notifications_keep_their_rules(history: list[tuple[object, ...]]) -> None:
     coordinator = Coordinator.open(Store("sqlite://"))
     store = coordinator.store
@@ -53,9 +62,13 @@ def test_notifications_keep_their_rules(history: list[tuple[object, ...]]) -> No
         coordinator.execute(Grant(person, 100 * 10**9, f"g-{person}"))
     threads: list[str] = []
     unfollowed: set[tuple[str, str]] = set()
+    chosen: set[tuple[str, str]] = set()  # an explicit follow or unfollow
+    askers: set[tuple[str, str]] = set()  # (asker, thread) of each answer
     for counter, step in enumerate(history, start=1):
         with contextlib.suppress(ProgramError):
-            _play(coordinator, store, step, threads, unfollowed, counter)
+            _play(coordinator, store, step, threads, unfollowed, counter, askers)
+        if step[0] == "follow" and threads:
+            chosen.add((str(step[1]), threads[int(str(step[2])) % len(threads)]))
     with store.engine.connect() as conn:
         rows = conn.execute(schema.notifications.select().order_by(schema.notifications.c.id)).all()
     state = coordinator.state
@@ -76,6 +89,13 @@ def test_notifications_keep_their_rules(history: list[tuple[object, ...]]) -> No
         if row.kind == "spec.awaiting":
             assert data["author"] != row.address
     assert [r.id for r in rows] == list(range(1, len(rows) + 1))
+    # Writing in a thread follows it, a read mark alone notwithstanding, unless one chose otherwise.
+    f = schema.thread_follows
+    with store.engine.connect() as conn:
+        following = {(r.address, r.thread_id): r.following for r in conn.execute(f.select())}
+    wrote = {(ref.author, ref.thread_id) for ref in state.messages.values() if ref.author in PEOPLE}
+    for key in (wrote | askers) - chosen:
+        assert following.get(key) is True, f"{key} wrote or asked there but does not follow"
 
 
 def _play(
@@ -85,6 +105,7 @@ def _play(
     threads: list[str],
     unfollowed: set[tuple[str, str]],
     n: int,
+    askers: set[tuple[str, str]],
 ) -> None:
     kind = step[0]
     if kind == "thread":
@@ -119,6 +140,17 @@ def _play(
             if str(who) in spec.voters:
                 coordinator.execute(Vote(str(who), spec.spec_id, bool(approve)))
                 return
+    elif kind == "answer" and threads:
+        _, asker, pick = step
+        thread = coordinator.state.threads[threads[int(str(pick)) % len(threads)]]
+        if thread.visibility is Visibility.PUBLIC:
+            coordinator.execute(PostAnswer(f"a{n}", str(asker), thread.thread_id, f"m{n}", f"answer {n}"))
+            askers.add((str(asker), thread.thread_id))
+    elif kind == "read" and threads:
+        _, who, pick = step
+        thread_id = threads[int(str(pick)) % len(threads)]
+        with store.engine.begin() as conn:
+            inbox.mark_read(conn, str(who), thread_id, 1)
     elif kind == "revise":
         _, delete = step
         mine = [(mid, ref.author) for mid, ref in coordinator.state.messages.items() if not ref.deleted]

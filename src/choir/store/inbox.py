@@ -126,7 +126,7 @@ class _Batch:
         self.follows: dict[tuple[str, str], int] = {}  # (address, thread) -> read up to seq
         self.unfollows: set[tuple[str, str]] = set()
         threads = {e.thread_id for o in outcomes for e in o.events if e.kind == "message.posted"}
-        self.followers = _followers(conn, threads)
+        self.followers: dict[str, dict[str, bool | None]] = _followers(conn, threads)
 
     def derive(self) -> None:
         for o in self.outcomes:
@@ -155,12 +155,12 @@ class _Batch:
         )
 
     def follow(self, address: str, thread_id: str, seq: int) -> None:
-        """Follow from ``seq`` on (read up to it), unless the person has a row for the thread already
-        (following or unfollowed on purpose: either way their choice stands, and their read mark)."""
+        """Follow from ``seq`` on (read up to it), unless the person chose already (following, or
+        unfollowed on purpose: either way their choice stands, and their read mark)."""
         known = self.followers.setdefault(thread_id, {})
-        if address in known and (address, thread_id) not in self.follows:
+        if known.get(address) is not None and (address, thread_id) not in self.follows:
             return
-        known.setdefault(address, True)
+        known[address] = True
         key = (address, thread_id)
         self.follows[key] = max(seq, self.follows.get(key, 0))
 
@@ -193,7 +193,8 @@ def _created(b: _Batch, o: Outcome, thread_id: str, seq: int, data: dict[str, An
 
 
 def _joined(b: _Batch, o: Outcome, thread_id: str, seq: int, data: dict[str, Any], at: datetime) -> None:
-    b.follow(data["address"], thread_id, 0)
+    # A new co-author read the thread to ask to join it: what comes after their joining is news.
+    b.follow(data["address"], thread_id, seq)
 
 
 def _left(b: _Batch, o: Outcome, thread_id: str, seq: int, data: dict[str, Any], at: datetime) -> None:
@@ -245,14 +246,15 @@ def _reason(data: dict[str, Any]) -> str:
     return f"your new messages (epoch {data.get('epoch')})"
 
 
-def _followers(conn: Connection, thread_ids: Iterable[str]) -> dict[str, dict[str, bool]]:
+def _followers(conn: Connection, thread_ids: Iterable[str]) -> dict[str, dict[str, bool | None]]:
+    """Per thread, everyone with a row: following (True), unfollowed (False) or undecided (None)."""
     ids = sorted(thread_ids)
     if not ids:
         return {}
     f = schema.thread_follows
-    out: dict[str, dict[str, bool]] = {}
+    out: dict[str, dict[str, bool | None]] = {}
     for r in conn.execute(select(f.c.thread_id, f.c.address, f.c.following).where(f.c.thread_id.in_(ids))):
-        out.setdefault(r.thread_id, {})[r.address] = bool(r.following)
+        out.setdefault(r.thread_id, {})[r.address] = None if r.following is None else bool(r.following)
     return out
 
 
@@ -303,7 +305,11 @@ def _auto_follow(conn: Connection, follows: dict[tuple[str, str], int]) -> None:
     later = stmt.excluded.read_seq > f.c.read_seq
     stmt = stmt.on_conflict_do_update(
         index_elements=["address", "thread_id"],
-        set_={"read_seq": case((later, stmt.excluded.read_seq), else_=f.c.read_seq)},
+        set_={
+            "read_seq": case((later, stmt.excluded.read_seq), else_=f.c.read_seq),
+            # An undecided row (a read mark only) follows now; a choice made stands.
+            "following": case((f.c.following.is_(None), True), else_=f.c.following),
+        },
     )
     conn.execute(stmt, rows)
 
@@ -326,7 +332,7 @@ def follow(conn: Connection, address: str, thread_id: str, following: bool) -> N
 def mark_read(conn: Connection, address: str, thread_id: str, seq: int) -> int:
     """Move the read mark to ``seq`` (never back); returns the mark now held."""
     f = schema.thread_follows
-    stmt = _insert_for(conn)(f).values(address=address, thread_id=thread_id, following=False, read_seq=seq)
+    stmt = _insert_for(conn)(f).values(address=address, thread_id=thread_id, following=None, read_seq=seq)
     stmt = stmt.on_conflict_do_nothing(index_elements=["address", "thread_id"])
     conn.execute(stmt)
     mine = and_(f.c.address == address, f.c.thread_id == thread_id)

@@ -322,8 +322,9 @@ thread_follows = Table(
     metadata,
     Column("address", String(64), primary_key=True),
     Column("thread_id", String(32), primary_key=True),
-    # False: unfollowed on purpose (writing in the thread again does not follow it again).
-    Column("following", Boolean, nullable=False),
+    # True: following; False: unfollowed on purpose (writing in the thread again does not follow it
+    # again); NULL: no choice made yet (a read mark only), so writing there follows it.
+    Column("following", Boolean, nullable=True),
     # The thread's seq the person has read up to: what is after it (by others) is unread.
     Column("read_seq", Integer, nullable=False, server_default=text("0")),
     Index("ix_thread_follows_thread", "thread_id"),

@@ -55,7 +55,7 @@ def upgrade() -> None:
         "thread_follows",
         sa.Column("address", sa.String(64), primary_key=True),
         sa.Column("thread_id", sa.String(32), primary_key=True),
-        sa.Column("following", sa.Boolean(), nullable=False),
+        sa.Column("following", sa.Boolean(), nullable=True),
         sa.Column("read_seq", sa.Integer(), nullable=False, server_default=sa.text("0")),
     )
     op.create_index("ix_thread_follows_thread", "thread_follows", ["thread_id"])
