@@ -102,13 +102,13 @@ export class ChoirChat {
       this.renderComposer();
       this.renderAsk();
       this.deps.onThread(detail);
-      this.root.querySelector("h1")?.focus({ preventScroll: true });
-      // Where reading resumes: the first message by someone else after the person's read mark.
       if (this.deps.inbox) {
         await this.deps.inbox.ready;
         if (token !== this.token) return;
         this.renderHeader(); // the Follow button, now that the inbox is known
       }
+      this.root.querySelector("h1")?.focus({ preventScroll: true });
+      // Where reading resumes: the first message by someone else after the person's read mark.
       const mark = this.deps.inbox?.threads.get(threadId);
       const firstUnread = mark ? this.flow.markFirstUnread(mark.read_seq) : null;
       if (messageId) await this.jumpTo(messageId);
