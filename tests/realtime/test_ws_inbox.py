@@ -51,6 +51,11 @@ async def test_notifications_resume_after_the_last_id_held(server: Server) -> No
         # Holding the second, only the third is replayed.
         await ws.request("notifications.subscribe", {"since_id": ids[1]})
         assert [n["id"] for n in await note_events(ws, 1)] == [ids[2]]
+        # Reading the thread up to the second message reads the news of the first two.
+        read = await ws.request("thread.read", {"thread_id": thread, "seq": notes[1]["data"]["seq"]})
+        assert read["payload"]["notifications_read"] == ids[:2]
+    async with bob.http() as http:
+        assert (await http.get("/api/notifications")).json()["unread"] == 1
 
 
 async def test_read_marks_never_move_back_nor_past_the_thread(server: Server) -> None:

@@ -216,9 +216,11 @@ class Session:
         thread = await self._readable(p.thread_id)
         # A mark past the thread's last event would hide messages not written yet.
         seq = min(p.seq, thread.last_seq)
-        read_seq = await asyncio.to_thread(self._write_inbox, inbox.mark_read, p.thread_id, seq)
-        self.send_ack(frame_id, {"thread_id": p.thread_id, "read_seq": read_seq})
+        read_seq, news = await asyncio.to_thread(self._write_inbox, _mark_read, p.thread_id, seq)
+        self.send_ack(frame_id, {"thread_id": p.thread_id, "read_seq": read_seq, "notifications_read": news})
         await self._tell_self("thread.read", p.thread_id, {"thread_id": p.thread_id, "read_seq": read_seq})
+        if news:
+            await self._tell_self("notifications.read", None, {"ids": news})
 
     async def subscribe_notifications(self, frame_id: str, p: SubscribeNotifications) -> None:
         """Ack with the latest id and the unread count, then replay what came after ``since_id``
@@ -298,6 +300,12 @@ class Session:
 
     async def ping(self, frame_id: str, _p: Ping) -> None:
         self.send_ack(frame_id, {})
+
+
+def _mark_read(conn: Any, address: str, thread_id: str, seq: int) -> tuple[int, list[int]]:
+    """Move the read mark; the mention and reply notifications of what is now read are read too."""
+    read_seq = inbox.mark_read(conn, address, thread_id, seq)
+    return read_seq, inbox.read_news(conn, address, thread_id, read_seq)
 
 
 def _check_content(content: str) -> None:

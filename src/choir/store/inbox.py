@@ -340,6 +340,24 @@ def mark_read(conn: Connection, address: str, thread_id: str, seq: int) -> int:
     return int(conn.execute(select(f.c.read_seq).where(mine)).scalar_one())
 
 
+def read_news(conn: Connection, address: str, thread_id: str, read_seq: int) -> list[int]:
+    """Mark read the person's mention and reply notifications of messages of ``thread_id`` up to
+    ``read_seq`` (what was just read is no news); returns their ids."""
+    n, m = schema.notifications, schema.messages
+    read_messages = select(m.c.message_id).where(m.c.thread_id == thread_id, m.c.seq <= read_seq)
+    query = select(n.c.id).where(
+        n.c.address == address,
+        n.c.thread_id == thread_id,
+        n.c.kind.in_(("mention", "reply")),
+        n.c.read.is_(False),
+        n.c.ref.in_(read_messages),
+    )
+    ids = [int(i) for i in conn.execute(query).scalars()]
+    if ids:
+        conn.execute(update(n).where(n.c.id.in_(ids)).values(read=True))
+    return ids
+
+
 def threads_of(conn: Connection, address: str) -> dict[str, dict[str, Any]]:
     """Per thread the person follows or has read: following, read_seq, and for a followed thread
     unread (others' messages after the mark, tombstones left out) and the first unread one's seq."""

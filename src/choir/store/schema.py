@@ -218,6 +218,8 @@ users = Table(
     Column("address", String(64), primary_key=True),
     Column("display_name", String(64)),
     Column("created_at", UTCTime, nullable=False),
+    # Mentions resolve a name whatever its case (store.inbox.resolve_mentions).
+    Index("ix_users_display_name_lower", text("lower(display_name)")),
 )
 
 sessions = Table(

@@ -100,10 +100,7 @@ export class Inbox extends EventTarget {
   }
 
   async readThread(threadId, seq) {
-    // The news of what was just read is read too.
-    const told = [...this.notes.values()].filter((n) => !n.read && n.thread_id === threadId
-      && (n.kind === "mention" || n.kind === "reply") && n.data?.seq <= seq).map((n) => n.id);
-    if (told.length) this.markRead(told);
+    // The server reads the news of what was just read too, and says so with notifications.read.
     const current = this.thread(threadId);
     if (current.known !== false && current.read_seq >= seq && !current.unread) return;
     this.threads.set(threadId, { ...current, known: true, read_seq: Math.max(current.read_seq, seq), unread: 0, first_unread_seq: null });

@@ -71,6 +71,7 @@ def upgrade() -> None:
         sa.Column("read", sa.Boolean(), nullable=False, server_default=sa.text("false")),
     )
     op.create_index("ix_notifications_address_id", "notifications", ["address", "id"])
+    op.create_index("ix_users_display_name_lower", "users", [sa.text("lower(display_name)")])
 
 
 def downgrade() -> None:
@@ -82,6 +83,7 @@ def downgrade() -> None:
             f"{revised} messages were edited or deleted; revision 0007 cannot hold their history: "
             "restore a backup taken before the upgrade instead"
         )
+    op.drop_index("ix_users_display_name_lower", table_name="users")
     op.drop_table("notifications")
     op.drop_table("thread_follows")
     op.execute("ALTER TABLE changes DROP COLUMN content_hash")
