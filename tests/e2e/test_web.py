@@ -388,6 +388,15 @@ def test_ask_choir_and_follow_a_citation(crowd: Crowd, screenshots: Path) -> Non
     expect(ada.page.locator(".thread-head h1")).to_have_text("Herons")
     assert ada.page.evaluate("location.hash") == f"#/t/{source_tid}/m/{prior_id}"
     expect(ada.page.locator("li.message.highlight")).to_contain_text("Grey herons build their nests")
+    # Deleted by its author, the prior shows as deleted where the answer cites it.
+    mine = ada.page.locator("li.message.highlight")
+    mine.locator(".delete-button").click()
+    mine.locator(".confirm-delete").click()
+    expect(ada.messages.filter(has_text="This message was deleted.")).to_have_count(1)
+    ada.page.go_back()
+    expect(ada.page.locator(".thread-head h1")).to_have_text("Questions")
+    ada.page.locator("li.message.ai .message-body button.cite").first.click()
+    expect(panel.locator(".prior-content")).to_have_text("This message was deleted by its author.")
     crowd.check_clean()
 
 

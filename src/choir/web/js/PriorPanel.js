@@ -51,7 +51,9 @@ export class PriorPanel {
         when ? h("time", { datetime: when, class: "muted small" }, ` · ${formatTime(when)}`) : null),
       h("p", { class: "muted small" },
         `In “${message.thread_title || message.thread_id}” · relevance ${Math.round(Number(citation.score) * 100)}%`),
-      h("blockquote", { class: "prior-content", dataset: { messageId: message.message_id } }, renderServerHtml(message.html)),
+      h("blockquote", { class: "prior-content", dataset: { messageId: message.message_id } },
+        // A prior deleted since it was cited: its content is gone, here as everywhere.
+        message.deleted ? h("p", { class: "tombstone muted" }, "This message was deleted by its author.") : renderServerHtml(message.html)),
       h("button", {
         type: "button",
         class: "primary",
