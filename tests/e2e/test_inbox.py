@@ -5,6 +5,8 @@ browser, the first-unread marker, the notifications view, and editing and deleti
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -25,6 +27,17 @@ def api(crowd: Crowd, person: Person, path: str) -> dict[str, object]:
     )
     assert response.status_code == 200, response.text
     return response.json()  # type: ignore[no-any-return]
+
+
+def eventually(
+    read: Callable[[], dict[str, object]], holds: Callable[[dict[str, object]], bool]
+) -> dict[str, object]:
+    """What ``read`` returns once ``holds`` (the page's requests are in flight a moment)."""
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while not holds(body := read()):
+        assert time.monotonic() < deadline, f"never held: {body}"
+        time.sleep(0.1)
+    return body
 
 
 def notifications_badge(person: Person) -> str:
@@ -158,8 +171,7 @@ def test_specs_and_their_outcomes_are_notified_and_marked_read(crowd: Crowd) -> 
     assert joined["following"] is True and joined["unread"] == 0
     # What Ada marked read stays read on the server. Bob's spec, published by the approval, is news in a
     # thread she follows, but it came into the thread she was reading: it was read as it arrived.
-    seen = api(crowd, ada, "/api/notifications")
-    assert seen["unread"] == 0
+    seen = eventually(lambda: api(crowd, ada, "/api/notifications"), lambda body: body["unread"] == 0)
     replies = [n for n in seen["notifications"] if n["kind"] == "reply"]  # type: ignore[union-attr,index]
     assert [(n["data"]["excerpt"], n["read"]) for n in replies] == [("Let me in, I know herons.", True)]
     crowd.check_clean()

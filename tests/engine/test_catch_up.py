@@ -68,6 +68,9 @@ def test_two_writers_on_postgres_catch_up_instead_of_reloading(
     first = Simulator(1, actors=8, database_url=postgres_url)
     second = Simulator(2, actors=8, database_url=postgres_url)
     second.actors = first.actors  # the same people, acting through either process
+    # Ids unique across the processes, as the servers' random ones are (two simulators counting from 1
+    # would reuse ask ids, and the state log reads an ask's citations by its id).
+    second.counter = 1_000_000
     reloads = no_reloads(first.coordinator, monkeypatch) + no_reloads(second.coordinator, monkeypatch)
     for _ in range(15):
         first.run(20)

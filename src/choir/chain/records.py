@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from choir.program import VERSION_MARK
+
 _MESSAGE_TAG: Final = b"M"
 _OWNERSHIP_TAG: Final = b"O"
 _ID_BYTES_MAX: Final = 255
@@ -42,18 +44,8 @@ def co_author_set_hash(co_authors: Iterable[str]) -> bytes:
     return hashlib.sha256("\n".join(members).encode()).digest()
 
 
-# The program refuses message ids containing it (choir.program.validate.VERSION_MARK).
-VERSION_MARK: Final = "~v"
-
-
-def version_record_id(message_id: str, version: int) -> str:
-    """The id a message's version is anchored under: the message id for the version it was
-    published as, ``<id>~v<n>`` for each later one (an edit, or the deletion: the hash of "")."""
-    return message_id if version == 1 else f"{message_id}{VERSION_MARK}{version}"
-
-
 def split_record_id(record_id: str) -> tuple[str, int]:
-    """(message id, version) of an anchored message record's id."""
+    """(message id, version) of an anchored message record's id (``program.version_record_id``)."""
     base, mark, version = record_id.rpartition(VERSION_MARK)
     if mark and version.isdigit():
         return base, int(version)

@@ -22,7 +22,8 @@ from sqlalchemy import Connection, Engine, and_, func, or_, select
 
 from choir.chain.errors import ChainError
 from choir.chain.feed import ChainTransfer, FeedBatch
-from choir.chain.records import MessageRecord, OwnershipRecord, version_record_id
+from choir.chain.records import MessageRecord, OwnershipRecord
+from choir.program import version_record_id
 from choir.store import schema
 from choir.store.sql import read_snapshot
 

@@ -30,8 +30,8 @@ from sqlalchemy import Connection, Engine, select
 from choir.chain.anchor import AnchoredBatch, AnchorLog
 from choir.chain.cursor import Checkpoint
 from choir.chain.merkle import MerkleProof
-from choir.chain.records import version_record_id
 from choir.chain.sqlfeed import MESSAGE, VERSION
+from choir.program import version_record_id
 from choir.store import schema
 from choir.store.sql import read_snapshot
 

@@ -25,6 +25,7 @@ from typing import Any, Final
 from choir.engine.snapshot import Snapshot
 from choir.program import Event, Outcome
 from choir.store.inbox import Notification
+from choir.store.sql import with_html
 
 log = logging.getLogger(__name__)
 # A feed with more subscribers than this is a wiring bug (each is named and documented).
@@ -47,10 +48,8 @@ class Commit:
         return [e for o in self.outcomes for e in o.events]
 
     def event_data(self, event: Event) -> dict[str, Any]:
-        """The event's data as stored and as sent: a post carries its rendered html."""
-        if event.kind not in ("message.posted", "message.edited"):
-            return event.data
-        return event.data | {"html": self.html.get(event.data["message_id"], "")}
+        """The event's data as stored and as sent: a post or an edit carries its rendered html."""
+        return with_html(event, self.html)
 
 
 Subscriber = Callable[[Commit], None]

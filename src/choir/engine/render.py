@@ -44,9 +44,8 @@ def plain_html(content: str) -> str:
 
 
 def render_all(outcomes: Sequence[Outcome], render: Render) -> dict[str, str]:
-    """The html of every message the outcomes publish or edit, by message id (a tombstone has none)."""
+    """The html of every message the outcomes publish, by message id, and of every edit, by its
+    version's id (``Revision.record_id``): a batch may publish a message and edit it."""
     html = {m.message_id: render(m.content) for o in outcomes for m in o.messages}
-    for o in outcomes:
-        for r in o.revisions:
-            html[r.message_id] = "" if r.deleted else render(r.content)
+    html |= {r.record_id: render(r.content) for o in outcomes for r in o.revisions if not r.deleted}
     return html

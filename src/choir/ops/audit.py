@@ -384,9 +384,8 @@ def _check_messages(
             )
         elif deleted and content:
             report.add("message_hash", f"message {message_id} is deleted but still holds content")
-        if (
-            ask_id is None and not deleted
-        ):  # an AI answer may repeat an earlier answer; a person's post may not
+        # An AI answer may repeat an earlier answer, a person's post may not; a tombstone holds nothing.
+        if ask_id is None and not deleted:
             if (thread_id, stored_hash) in hashes:
                 report.add("message_hash", f"message {message_id}: its hash appears twice in {thread_id}")
             hashes.add((thread_id, stored_hash))

@@ -17,9 +17,10 @@ from typing import Any
 from sqlalchemy import select
 
 from choir.chain.merkle import verify_proof
-from choir.chain.records import MessageRecord, version_record_id
+from choir.chain.records import MessageRecord
 from choir.chain.sqlstate import SqlAnchorLog
 from choir.ops.commands import EXIT_CANNOT_AUDIT, EXIT_CLEAN, CannotOpen, Echo, open_store, settings_for
+from choir.program import version_record_id
 from choir.store import schema
 
 EXIT_NOT_PROVEN = 1
@@ -28,11 +29,10 @@ EXIT_NOT_PROVEN = 1
 def proof_of(store: Any, message_id: str, version: int = 1) -> dict[str, Any]:
     """The proof of a message's ``version`` (1 as published) as JSON, with `verified` (against the
     stored anchor's root); raises LookupError."""
-    rows = store.messages_by_id([message_id])
-    row = rows.get(message_id)
-    if row is None:
+    found = store.message_history(message_id)
+    if found is None:
         raise LookupError(f"no message {message_id!r} in this store")
-    versions = {v["version"]: v for v in store.message_versions(message_id)}
+    thread_id, versions = found
     if version not in versions:
         raise LookupError(f"message {message_id!r} has no version {version} (it has 1..{max(versions)})")
     kept = versions[version]
@@ -54,13 +54,13 @@ def proof_of(store: Any, message_id: str, version: int = 1) -> dict[str, Any]:
             else hashlib.sha256(content.encode()).digest()
         )
         record_id = version_record_id(message_id, version)
-        leaf = MessageRecord(record_id, row["thread_id"], digest).leaf()
+        leaf = MessageRecord(record_id, thread_id, digest).leaf()
         return {
             "message_id": message_id,
             "version": version,
             "record_id": record_id,
             "content_deleted": content is None,
-            "thread_id": row["thread_id"],
+            "thread_id": thread_id,
             "content_hash": digest.hex(),
             "leaf": proof.leaf.hex(),
             "index": proof.proof.index,

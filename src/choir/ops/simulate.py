@@ -283,10 +283,10 @@ class Simulator:
 
     def revise(self) -> Instruction:
         """Edit or delete a message, mostly as its author (not_author, message_deleted, unchanged)."""
-        messages = sorted(self.state.messages.items())
-        if not messages:
+        if not self.state.messages:
             return DeleteMessage(self.actor(), self.fresh_id("m"))  # message_not_found
-        message_id, ref = self.rng.choice(messages)
+        message_id = self.rng.choice(list(self.state.messages))  # insertion order: seeded runs replay
+        ref = self.state.messages[message_id]
         actor = ref.author if self.rng.random() < 0.9 else self.actor()
         if self.rng.random() < 0.3:
             return DeleteMessage(actor, message_id)

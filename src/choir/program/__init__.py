@@ -24,6 +24,7 @@ from choir.program.pricing import recommended_stake
 from choir.program.processor import apply
 from choir.program.state import (
     AI_AUTHOR,
+    VERSION_MARK,
     Citation,
     CitationRecord,
     EpochSettlement,
@@ -43,11 +44,13 @@ from choir.program.state import (
     Visibility,
     content_hash,
     tombstone_hash,
+    version_record_id,
 )
 
 __all__ = [
     "AI_AUTHOR",
     "ERROR_CODES",
+    "VERSION_MARK",
     "Citation",
     "CitationInput",
     "CitationRecord",
@@ -88,5 +91,6 @@ __all__ = [
     "content_hash",
     "recommended_stake",
     "tombstone_hash",
+    "version_record_id",
     "violations",
 ]

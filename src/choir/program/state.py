@@ -137,6 +137,10 @@ class Revision:
     at: datetime
     deleted: bool = False
 
+    @property
+    def record_id(self) -> str:
+        return version_record_id(self.message_id, self.version)
+
 
 @dataclass(frozen=True, slots=True)
 class MessageRef:
@@ -306,7 +310,9 @@ class State:
         for revision in outcome.revisions:
             self._revise(revision)
         for record in outcome.citations:
-            if record.eligible:
+            # A process catching up may hold a cited message's later, deleted row already (the state
+            # log reads records as they are now): as at load, its citations then wait for nothing.
+            if record.eligible and not self.messages[record.message_id].deleted:
                 self.epoch_citations.setdefault(record.epoch, []).append(record)
         for settlement in outcome.epochs:
             self.epochs[settlement.epoch] = settlement
@@ -419,6 +425,16 @@ class State:
 
 def content_hash(content: str) -> str:
     return hashlib.sha256(content.encode()).hexdigest()
+
+
+# A message's later versions are named "<message_id>~v<n>" (anchored on chain, keyed in a batch's
+# html); the program refuses new ids containing it, so no message is named like another's version.
+VERSION_MARK: Final = "~v"
+
+
+def version_record_id(message_id: str, version: int) -> str:
+    """The id of a message's ``version``: the message id as published, ``<id>~v<n>`` after."""
+    return message_id if version == 1 else f"{message_id}{VERSION_MARK}{version}"
 
 
 def tombstone_hash(message_id: str) -> str:

@@ -6,7 +6,7 @@ import re
 from typing import Final
 
 from choir.program import errors
-from choir.program.state import MAX_ID_BYTES, Params, State
+from choir.program.state import MAX_ID_BYTES, VERSION_MARK, Params, State
 
 # URL-safe, so an id can sit in a REST path unescaped.
 _ID_RE: Final = re.compile(r"[A-Za-z0-9._~-]+")
@@ -66,9 +66,6 @@ def check_title(value: object, params: Params) -> str:
     if len(value) > params.max_title_chars:
         raise errors.InvalidInput(f"title is longer than {params.max_title_chars} characters")
     return value.strip()
-
-
-VERSION_MARK = "~v"
 
 
 def check_new_id(state: State, value: str, exists: type[errors.Conflict] = errors.MessageExists) -> None:

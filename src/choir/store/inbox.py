@@ -23,6 +23,7 @@ Follows and read marks are each person's own view, not the program's state: they
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -54,6 +55,10 @@ class Notification:
     data: dict[str, Any]
     at: datetime
     read: bool = False
+
+    def scrubbed(self) -> Notification:
+        """Itself without the words of the message it tells of (deleted since)."""
+        return dataclasses.replace(self, data=self.data | {"excerpt": ""})
 
     def view(self) -> dict[str, Any]:
         return {
@@ -265,7 +270,7 @@ def record(conn: Connection, outcomes: Sequence[Outcome]) -> list[Notification]:
     if batch.follows:
         _auto_follow(conn, batch.follows)
     for address, thread_id in batch.unfollows:
-        _set_following(conn, address, thread_id, False)
+        follow(conn, address, thread_id, False)
     if not batch.rows:
         return []
     _name_authors(conn, batch.rows)
@@ -314,7 +319,8 @@ def _auto_follow(conn: Connection, follows: dict[tuple[str, str], int]) -> None:
     conn.execute(stmt, rows)
 
 
-def _set_following(conn: Connection, address: str, thread_id: str, following: bool) -> None:
+def follow(conn: Connection, address: str, thread_id: str, following: bool) -> None:
+    """Follow or unfollow on purpose (a choice that writing in the thread does not undo)."""
     f = schema.thread_follows
     stmt = _insert_for(conn)(f).values(address=address, thread_id=thread_id, following=following, read_seq=0)
     conn.execute(
@@ -323,10 +329,6 @@ def _set_following(conn: Connection, address: str, thread_id: str, following: bo
 
 
 # -- a person's own view: follow, read, list -----------------------------------------------------
-
-
-def follow(conn: Connection, address: str, thread_id: str, following: bool) -> None:
-    _set_following(conn, address, thread_id, following)
 
 
 def mark_read(conn: Connection, address: str, thread_id: str, seq: int) -> int:

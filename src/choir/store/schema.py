@@ -346,4 +346,6 @@ notifications = Table(
     Column("at", UTCTime, nullable=False),
     Column("read", Boolean, nullable=False, server_default=text("false")),
     Index("ix_notifications_address_id", "address", "id"),
+    # A deletion finds the notifications quoting the message (their excerpts go).
+    Index("ix_notifications_ref", "ref"),
 )

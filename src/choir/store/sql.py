@@ -33,7 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.pool import StaticPool
 
 from choir.ledger import Ledger
-from choir.program import Event, Message, Outcome, Params, Revision, State
+from choir.program import Event, Message, Outcome, Params, Revision, State, version_record_id
 from choir.store import codec, inbox, keywords, schema, statelog
 
 VERSION_KEY = "state_version"
@@ -171,8 +171,9 @@ class Store:
         html: Mapping[str, str],
         version: int | None = None,
     ) -> list[inbox.Notification]:
-        """Write a batch's outcomes and the notifications they make (returned, with their ids); ``html`` is each published message's rendered html, by id
-        (rendered before the transaction: stored in the message row and in its event's data).
+        """Write a batch's outcomes and the notifications they make (returned, with their ids).
+        ``html`` is each published or edited message's rendered html (``engine.render.render_all``,
+        rendered before the transaction: stored in the message row and in its event's data).
         ``version``, the state version the batch makes, logs what it wrote (``store.statelog``)."""
         threads: dict[str, dict[str, Any]] = {}
         specs: dict[str, dict[str, Any]] = {}
@@ -216,13 +217,16 @@ class Store:
         novelty = [{"mid": mid, "ppm": ppm} for o in outcomes for mid, ppm in o.novelty]
         if novelty:
             conn.execute(_SET_NOVELTY, novelty)
+        # Before the revisions: a deletion in this batch then scrubs the excerpts of what it told too.
+        notes = inbox.record(conn, outcomes)
         for revision in (r for o in outcomes for r in o.revisions):
-            _revise(conn, revision, html.get(revision.message_id, ""))
+            _revise(conn, revision, html.get(revision.record_id, ""))
         if changes:
             self._log_changes(conn, changes)
         if version is not None and self.logs_state:
             statelog.write(conn, version, outcomes)
-        return inbox.record(conn, outcomes)
+        gone = {r.message_id for o in outcomes for r in o.revisions if r.deleted}
+        return [n.scrubbed() if n.ref in gone else n for n in notes]
 
     def outcomes_since(self, conn: Connection, version: int, target: int) -> list[Outcome] | None:
         """What the versions after ``version`` up to ``target`` wrote (None: reload instead)."""
@@ -268,21 +272,27 @@ class Store:
             rows = conn.execute(select(m).where(m.c.message_id.in_(list(message_ids))))
             return {r.message_id: dict(r._mapping) for r in rows}
 
-    def message_versions(self, message_id: str) -> list[dict[str, Any]]:
-        """Every version of a message, oldest first; the current one last (an empty list: none)."""
+    def message_history(self, message_id: str) -> tuple[str, dict[int, dict[str, Any]]] | None:
+        """A message's thread and every version of it by number, oldest first, the current one last
+        (None: no such message). A version's ``content`` is None once the message is deleted."""
         m, v = schema.messages, schema.message_versions
-        with self.engine.connect() as conn:
+        with read_snapshot(self.engine) as conn:
             current = conn.execute(select(m).where(m.c.message_id == message_id)).first()
             if current is None:
-                return []
+                return None
             rows = conn.execute(select(v).where(v.c.message_id == message_id).order_by(v.c.version))
-            earlier = [dict(r._mapping) | {"deleted": False} for r in rows]
+            history = {r.version: dict(r._mapping) | {"deleted": False} for r in rows}
         c = current._mapping
         deleted = c["deleted_at"] is not None
         at = c["deleted_at"] or c["edited_at"] or c["published_at"]
-        last = {"version": c["version"], "content": None if deleted else c["content"]}
-        last |= {"content_hash": c["content_hash"], "at": at, "deleted": deleted}
-        return [*earlier, last]
+        history[c["version"]] = {
+            "version": c["version"],
+            "content": None if deleted else c["content"],
+            "content_hash": c["content_hash"],
+            "at": at,
+            "deleted": deleted,
+        }
+        return c["thread_id"], history
 
     def keyword_search(
         self, query: str, limit: int, private_threads: Collection[str] = ()
@@ -366,11 +376,19 @@ _KEEP_VERSION = text(
 
 
 def _event_row(e: Event, html: Mapping[str, str]) -> dict[str, Any]:
-    data = e.data
-    if e.kind in ("message.posted", "message.edited"):
-        # The same html the live frame carries (Commit.event_data); the event itself is left as it is.
-        data = data | {"html": html.get(data["message_id"], "")}
-    return {"thread_id": e.thread_id, "seq": e.seq, "kind": e.kind, "data": data, "at": e.at}
+    # The same html the live frame carries (Commit.event_data); the event itself is left as it is.
+    return {"thread_id": e.thread_id, "seq": e.seq, "kind": e.kind, "data": with_html(e, html), "at": e.at}
+
+
+def with_html(e: Event, html: Mapping[str, str]) -> dict[str, Any]:
+    """A post's or an edit's event data with its rendered html (``engine.render.render_all`` keys)."""
+    if e.kind == "message.posted":
+        key = e.data["message_id"]
+    elif e.kind == "message.edited":
+        key = version_record_id(e.data["message_id"], e.data["version"])
+    else:
+        return e.data
+    return e.data | {"html": html.get(key, "")}
 
 
 _SET_NOVELTY = (

@@ -9,11 +9,10 @@ from typing import Any, Final, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from choir.chain.records import version_record_id
 from choir.http.deps import check_origin, current_user, deps, optional_user, snapshot
 from choir.http.errors import ApiError
 from choir.http.views import get_thread, message_view, readable, thread_view
-from choir.program import CreateThread, SpecStatus, Visibility
+from choir.program import CreateThread, SpecStatus, Visibility, version_record_id
 from choir.realtime.protocol import iso
 
 router = APIRouter()
@@ -92,12 +91,7 @@ async def thread_messages(
 async def message_versions(message_id: str, request: Request) -> dict[str, Any]:
     """A message's history: every version's hash (each committed and anchored), with its content
     while the message exists (a deleted message's versions keep their hashes only)."""
-    d = deps(request)
-    versions = await asyncio.to_thread(d.store.message_versions, message_id)
-    if not versions:
-        raise ApiError(404, "message_not_found", f"no message {message_id!r}")
-    rows = await asyncio.to_thread(d.store.messages_by_id, [message_id])
-    get_thread(await snapshot(request), rows[message_id]["thread_id"], await optional_user(request))
+    _, versions = await _history(request, message_id)
     return {
         "message_id": message_id,
         "versions": [
@@ -108,7 +102,7 @@ async def message_versions(message_id: str, request: Request) -> dict[str, Any]:
                 "at": iso(v["at"]),
                 "deleted": v["deleted"],
             }
-            for v in versions
+            for v in versions.values()
         ],
     }
 
@@ -122,12 +116,7 @@ async def message_proof(
     """The inclusion proof (RFC 6962) of the message's record (of ``version``) in the Merkle root its
     anchoring transaction carries, and whether that root, read back from the chain, proves it."""
     d = deps(request)
-    rows = await asyncio.to_thread(d.store.messages_by_id, [message_id])
-    row = rows.get(message_id)
-    if row is None:
-        raise ApiError(404, "message_not_found", f"no message {message_id!r}")
-    get_thread(await snapshot(request), row["thread_id"], await optional_user(request))
-    versions = {v["version"]: v for v in await asyncio.to_thread(d.store.message_versions, message_id)}
+    thread_id, versions = await _history(request, message_id)
     if version not in versions:
         raise ApiError(404, "version_not_found", f"message {message_id!r} has no version {version}")
     chain = d.chain
@@ -147,7 +136,7 @@ async def message_proof(
         "message_id": message_id,
         "version": version,
         "record_id": version_record_id(message_id, version),
-        "thread_id": row["thread_id"],
+        "thread_id": thread_id,
         "content_hash": versions[version]["content_hash"],
         "leaf": proof.leaf.hex(),
         "index": proof.proof.index,
@@ -159,6 +148,15 @@ async def message_proof(
         "chain": d.settings.chain,
         "verified_on_chain": on_chain,
     }
+
+
+async def _history(request: Request, message_id: str) -> tuple[str, dict[int, dict[str, Any]]]:
+    """The message's thread and versions, for a reader who may read that thread."""
+    found = await asyncio.to_thread(deps(request).store.message_history, message_id)
+    if found is None:
+        raise ApiError(404, "message_not_found", f"no message {message_id!r}")
+    get_thread(await snapshot(request), found[0], await optional_user(request))
+    return found
 
 
 @router.get("/api/messages/{message_id}", tags=["threads"])

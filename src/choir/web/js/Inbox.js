@@ -58,11 +58,15 @@ export class Inbox extends EventTarget {
   handle({ kind, data }) {
     if (kind === "notification") {
       if (!this.notes.has(data.id)) {
+        // A message in the thread the person is reading, in a visible page, is read as it arrives: its
+        // read mark moves now, and the server reads the news with it (thread.read).
+        const news = data.kind === "mention" || data.kind === "reply";
+        if (news && this.isOpen(data.thread_id)) {
+          data.read = true;
+          this.readThread(data.thread_id, data.data.seq);
+        }
         this._keep(data);
-        // A message in the thread the person is reading, in a visible page, is read as it arrives.
-        const seen = !data.read && data.thread_id && this.isOpen(data.thread_id) && (data.kind === "mention" || data.kind === "reply");
         if (!data.read && data.id > this.countedUpTo) this.unread += 1;
-        if (seen) this.markRead([data.id]);
         if (data.thread_id && (data.kind === "mention" || data.kind === "reply")) this.refreshSoon();
         this._changed();
         this.dispatchEvent(new CustomEvent("notification", { detail: data }));

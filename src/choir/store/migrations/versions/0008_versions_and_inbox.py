@@ -71,6 +71,7 @@ def upgrade() -> None:
         sa.Column("read", sa.Boolean(), nullable=False, server_default=sa.text("false")),
     )
     op.create_index("ix_notifications_address_id", "notifications", ["address", "id"])
+    op.create_index("ix_notifications_ref", "notifications", ["ref"])
     op.create_index("ix_users_display_name_lower", "users", [sa.text("lower(display_name)")])
 
 
