@@ -217,10 +217,11 @@ def bench_hybrid(points: int, queries: int, dim: int = 384) -> list[Row]:
             index.optimize()
             retriever = Retriever(OnnxMiniLMEmbedder(), index, store)
             texts = [" ".join(rng.choice(vocabulary, size=3, p=weights)) for _ in range(queries)]
-            retriever.search(texts[0], SEARCH_LIMIT)  # warm-up
+            readable = [f"t{t}" for t in range(threads)]  # every thread is public here
+            retriever.search(texts[0], SEARCH_LIMIT, readable)  # warm-up
             for name, vector_only in (("hybrid", False), ("vector only", True)):
                 lat = _latencies_ms(
-                    lambda i, v=vector_only: retriever.search(texts[i], SEARCH_LIMIT, (), v), queries
+                    lambda i, v=vector_only: retriever.search(texts[i], SEARCH_LIMIT, readable, v), queries
                 )
                 rows.append((f"hybrid {label}: {name} p50", f"{np.percentile(lat, 50):.2f}", "ms"))
                 rows.append((f"hybrid {label}: {name} p99", f"{np.percentile(lat, 99):.2f}", "ms"))

@@ -92,7 +92,8 @@ def load_cases(embedder: Embedder) -> list[Case]:
         for number, q in enumerate(data["questions"]):
             half = number % 2
             hybrid = [
-                (f.message_id, text_of[f.message_id], f.cosine) for f in retriever.search(q["q"], TOP_K)
+                (f.message_id, text_of[f.message_id], f.cosine)
+                for f in retriever.search(q["q"], TOP_K, threads)
             ]
             query = embedder.embed([q["q"]])[0]
             vector = [(h.message_id, h.score) for h in index.search(query, TOP_K, MIN_COSINE)]

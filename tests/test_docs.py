@@ -89,6 +89,14 @@ def test_every_protocol_message_is_documented() -> None:
         )
 
 
+def test_every_refusal_is_documented() -> None:
+    """The one table of refusals (REST status and socket code alike): each code in docs/protocol.md."""
+    refusals = _required(require_module("choir.actions.refusals"), "REFUSALS")
+    missing = _undocumented(refusals, _read(PROTOCOL_DOC))
+    if missing:
+        pytest.fail(f"refusal codes missing from docs/protocol.md: {', '.join(missing)}", pytrace=False)
+
+
 def test_every_program_error_code_is_documented() -> None:
     codes = _required(require_module("choir.program.errors"), "ERROR_CODES")
     assert codes, "choir.program.errors.ERROR_CODES is empty"

@@ -141,12 +141,12 @@ async def test_list_shows_public_threads_to_all_and_private_ones_to_their_co_aut
     async with bob.http() as http:
         seen = await listed(http)
         assert public in seen and private not in seen
-        assert_error(await http.get(f"/api/threads/{private}"), 403, "forbidden")
-        assert_error(await http.get(f"/api/threads/{private}/messages"), 403, "forbidden")
+        assert_error(await http.get(f"/api/threads/{private}"), 404, "thread_not_found")
+        assert_error(await http.get(f"/api/threads/{private}/messages"), 404, "thread_not_found")
     async with client(srv) as anonymous:
         seen = await listed(anonymous)
         assert public in seen and private not in seen
-        assert_error(await anonymous.get(f"/api/threads/{private}"), 403, "forbidden")
+        assert_error(await anonymous.get(f"/api/threads/{private}"), 404, "thread_not_found")
         assert (await anonymous.get(f"/api/threads/{public}")).status_code == 200
 
 

@@ -42,13 +42,14 @@ def test_the_proof_holds_on_chain_and_offline(tmp_path: Path) -> None:
         assert proof["verified_on_chain"] is True and proof["thread_id"] == thread_id
         merkle = MerkleProof(proof["index"], proof["size"], tuple(bytes.fromhex(p) for p in proof["path"]))
         assert verify_proof(bytes.fromhex(proof["root"]), bytes.fromhex(proof["leaf"]), merkle)
-        # Someone else cannot read a private thread's proof; a stranger's id is unknown.
+        # Someone else cannot read a private thread's proof: its message answers as an unknown id does.
         bob = User(server)
         asyncio.run(bob.sign_in())
 
         async def refusals() -> None:
             async with bob.http() as http:
-                assert (await http.get(f"/api/messages/{message_id}/proof")).status_code == 403
+                hidden = await http.get(f"/api/messages/{message_id}/proof")
+                assert hidden.status_code == 404 and hidden.json()["code"] == "message_not_found"
                 missing = await http.get("/api/messages/nope/proof")
                 assert missing.status_code == 404 and missing.json()["code"] == "message_not_found"
 

@@ -38,7 +38,8 @@ async def test_a_thread_is_created_listed_and_private_ones_hidden(ip: InProcess)
         listed = {t["title"] for t in (await http.get("/api/threads")).json()["threads"]}
         hidden = await http.get(f"/api/threads/{private.json()['thread_id']}")
     assert listed == {"Open"}
-    assert hidden.status_code == 403 and hidden.json()["code"] == "forbidden"
+    # A private thread answers an outsider as an id nobody holds.
+    assert hidden.status_code == 404 and hidden.json()["code"] == "thread_not_found"
 
 
 async def test_errors_are_code_and_message_with_their_status(ip: InProcess) -> None:

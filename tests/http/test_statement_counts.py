@@ -25,10 +25,10 @@ POST_TO_FOLLOWERS_STATEMENTS = POST_STATEMENTS + 3
 SIGN_IN_STATEMENTS = 11
 # A thread page: the thread (session, display names) and its messages (session, one page).
 THREAD_PAGE_STATEMENTS = 4
-# An ask with a cited prior: the session, the keyword half of the hybrid retrieval (one full-text
-# query), the priors' rows, and the answer with its citation records in one commit (version, thread,
+# An ask with a cited prior: the session, the keyword half of the hybrid retrieval (in one snapshot,
+# BEGIN: the readable scope's statistics, then one match per word of the question, 3 here), the priors' rows, and the answer with its citation records in one commit (version, thread,
 # message, event, citations, change log: 7), the thread's followers, and the asker's notification (numbered, inserted).
-ASK_STATEMENTS = 13
+ASK_STATEMENTS = 17
 
 
 @pytest.fixture

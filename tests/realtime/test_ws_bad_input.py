@@ -410,7 +410,7 @@ async def test_post_by_a_non_co_author_is_not_co_author(srv: Server, witness: Wi
     await witness.check()  # also checks the refused post is not in the thread
 
 
-async def test_subscribe_to_a_private_thread_by_a_stranger_is_forbidden(
+async def test_subscribe_to_a_private_thread_by_a_stranger_answers_as_for_no_thread(
     srv: Server, witness: Witness
 ) -> None:
     owner = await signed_in(srv)
@@ -419,9 +419,9 @@ async def test_subscribe_to_a_private_thread_by_a_stranger_is_forbidden(
         assert (await mine.request("subscribe", {"thread_id": thread_id}))["type"] == "ack"
         async with (await signed_in(srv)).socket() as sock:
             reply = await sock.request("subscribe", {"thread_id": thread_id})
-            assert error_code(reply) == "forbidden"
+            assert error_code(reply) == "thread_not_found"
             reply = await sock.request("subscribe", {"thread_id": thread_id, "since_seq": 0})
-            assert error_code(reply) == "forbidden"
+            assert error_code(reply) == "thread_not_found"
             # Nothing of the thread reaches the stranger afterwards.
             assert (await mine.request("post", {"thread_id": thread_id, "content": "hush"}))["type"] == "ack"
             await mine.events(1)

@@ -91,7 +91,7 @@ def test_leaving_a_private_thread_ends_its_subscription(clocked: tuple[Server, C
             await a.request("post", {"thread_id": tid, "content": "after bob left"})
             # Bob hears nothing more of the private thread, and cannot subscribe again.
             again = await b.request("subscribe", {"thread_id": tid})
-            assert again["payload"]["code"] == "forbidden"
+            assert again["payload"]["code"] == "thread_not_found"
             assert not [f for f in b.pending if f["type"] == "event"]
 
     asyncio.run(run())

@@ -78,14 +78,15 @@ async def test_a_private_thread_refuses_outsiders_follows_and_marks(server: Serv
             ("thread.read", {"thread_id": secret, "seq": 1}),
         ):
             reply = await ws.request(kind, payload)
-            assert reply["type"] == "error" and reply["payload"]["code"] == "forbidden"
+            assert reply["type"] == "error" and reply["payload"]["code"] == "thread_not_found"
         missing = await ws.request("thread.follow", {"thread_id": "nope", "follow": True})
         assert missing["payload"]["code"] == "thread_not_found"
     async with eve.http() as http:
         inbox = (await http.get("/api/inbox")).json()
         assert secret not in inbox["threads"]
-        people_seen = (await http.get("/api/people", params={"q": "a", "thread_id": secret})).json()["people"]
-        assert all(p["address"] != eve.address for p in people_seen)
+        # Completion scoped to a thread she may not read tells her nothing of its people: no such thread.
+        scoped = await http.get("/api/people", params={"q": "a", "thread_id": secret})
+        assert scoped.status_code == 404 and scoped.json()["code"] == "thread_not_found"
 
 
 async def test_marking_read_touches_only_ones_own(server: Server) -> None:
@@ -156,7 +157,9 @@ async def test_edits_and_deletions_over_the_socket(server: Server) -> None:
         await runtime.indexer.drain()
         point = runtime.index.get(mid)  # the edit re-embedded: the point holds the new content's hash
         assert point is not None and point.content_hash == hashlib.sha256(b"better words").hexdigest()
-        assert any(hit.message_id == mid for hit in runtime.store.keyword_search("better words", 10))
+        assert any(
+            hit.message_id == mid for hit in runtime.store.keyword_search("better words", 10, [thread])
+        )
         refused = await watcher.request("message.delete", {"message_id": mid})
         assert refused["payload"]["code"] == "not_author"
         deleted = await ws.request("message.delete", {"message_id": mid})
@@ -173,7 +176,7 @@ async def test_edits_and_deletions_over_the_socket(server: Server) -> None:
     # Gone from the vector index and from the keyword index too, once the indexer has caught up.
     await runtime.indexer.drain()
     assert runtime.index.get(mid) is None
-    assert all(hit.message_id != mid for hit in runtime.store.keyword_search("better words", 10))
+    assert all(hit.message_id != mid for hit in runtime.store.keyword_search("better words", 10, [thread]))
     # A reconnecting reader replays the same history, with the deleted content gone from it.
     async with bob.socket() as again_ws:
         await again_ws.request("subscribe", {"thread_id": thread, "since_seq": 1})

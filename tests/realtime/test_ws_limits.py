@@ -24,6 +24,7 @@ from websockets.http11 import Response
 from websockets.typing import Origin
 from websockets.uri import parse_uri
 
+from choir.actions.writes import MAX_CONTENT_BYTES
 from choir.auth.client import sign_in_message
 from choir.realtime import endpoint as endpoint_module
 from choir.realtime import hub as hub_module
@@ -36,7 +37,7 @@ from choir.realtime.hub import (
     Hub,
 )
 from choir.realtime.protocol import MAX_FRAME_BYTES
-from choir.realtime.session import FRAMES_PER_MINUTE, MAX_CONTENT_BYTES
+from choir.realtime.session import FRAMES_PER_MINUTE
 from choir.server.run import WS_MAX_SIZE_BYTES
 
 MESSAGE_TOO_BIG = 1009

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -100,7 +100,9 @@ class ChorusLoop:
         self.min_score = min_score
         self.max_loops = min(max_loops, MAX_LOOPS)
 
-    async def run(self, question: str, emit: Emit) -> Answer:
+    async def run(self, question: str, emit: Emit, readable: Collection[str] = ()) -> Answer:
+        """Answer ``question`` from priors of the threads in ``readable`` (the asker's service passes
+        those everybody may read: an answer is read by all of its thread)."""
         machine = PhaseMachine()
         started = time.perf_counter()
         timings: dict[str, float] = {}
@@ -140,7 +142,7 @@ class ChorusLoop:
         priors: list[Prior] = []
         query = question
         while True:
-            priors = await self._retrieve(query, priors)
+            priors = await self._retrieve(query, priors, readable)
             listing = _listing(priors)
             notes["experience"] = await phase(
                 "experience", prompts.experience_messages(question, priors), listing
@@ -170,10 +172,10 @@ class ChorusLoop:
         text, citations = await asyncio.to_thread(ground, answer.strip(), cited, self.embedder)
         return Answer(text, citations, priors, machine.loops, timings, first[0] if first else None)
 
-    async def _retrieve(self, query: str, known: list[Prior]) -> list[Prior]:
+    async def _retrieve(self, query: str, known: list[Prior], readable: Collection[str]) -> list[Prior]:
         """Priors for the query (hybrid retrieval: words and meaning, public messages only), merged with
         those already found (their numbers kept)."""
-        found = await self.retriever.find(query, self.top_k)
+        found = await self.retriever.find(query, self.top_k, readable=readable)
         seen = {p.message_id for p in known}
         new = [f for f in found if f.message_id not in seen and f.cosine >= self.min_score]
         rows = await self.fetch([f.message_id for f in new])

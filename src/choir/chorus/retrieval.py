@@ -6,8 +6,9 @@ topic; a keyword search alone misses a paraphrase. Reciprocal rank fusion (Corma
 2009) adds 1 / (RRF_K + rank) over the lists a message appears in: it needs no score calibration
 between the two engines (cosine and bm25 are not comparable) and rewards a message both find.
 
-Visibility: the vector index holds public messages only; the keyword search is scoped to public threads
-plus the private threads the caller names (those the reader co-authors). The Chorus names none, so a
+Visibility: the vector index holds public messages only; the keyword search is scoped to the threads
+the caller names (those the reader may read, by ``Thread.readable_by``), and ranks by statistics of
+those threads alone. Naming none finds no keyword hit. The Chorus names the public threads, so a
 prior is always public.
 """
 
@@ -53,20 +54,25 @@ class Retriever:
         query: str,
         limit: int,
         *,
-        private_threads: Collection[str] = (),
+        readable: Collection[str] = (),
         vector_only: bool = False,
     ) -> list[Found]:
-        return await asyncio.to_thread(self.search, query, limit, private_threads, vector_only)
+        return await asyncio.to_thread(self.search, query, limit, readable, vector_only)
 
     def search(
-        self, query: str, limit: int, private_threads: Collection[str] = (), vector_only: bool = False
+        self, query: str, limit: int, readable: Collection[str] = (), vector_only: bool = False
     ) -> list[Found]:
         if limit < 1:
             return []
         wanted = limit * CANDIDATES_FACTOR
         vector = self.embedder.embed([query])[0]
-        vector_hits = self.index.search(vector, wanted, MIN_COSINE, public_only=True, exclude_ai=True)
-        keyword_hits = [] if vector_only else self.store.keyword_search(query, wanted, private_threads)
+        scope = frozenset(readable)
+        vector_hits = [
+            h
+            for h in self.index.search(vector, wanted, MIN_COSINE, public_only=True, exclude_ai=True)
+            if h.thread_id in scope
+        ]
+        keyword_hits = [] if vector_only else self.store.keyword_search(query, wanted, readable)
         cosine = {h.message_id: h.score for h in vector_hits}
         thread_of = {h.message_id: h.thread_id for h in vector_hits} | {
             h.message_id: h.thread_id for h in keyword_hits
@@ -78,7 +84,8 @@ class Retriever:
         for rank, kw in enumerate(keyword_hits, start=1):
             fused[kw.message_id] = fused.get(kw.message_id, 0.0) + 1.0 / (RRF_K + rank)
             keyword_rank[kw.message_id] = rank
-        best = sorted(fused, key=lambda m: (-fused[m], m))[:limit]
+        # A tie of fused scores (two hits whose ranks swap between the lists) goes to the closer one.
+        best = sorted(fused, key=lambda m: (-fused[m], -cosine.get(m, 0.0), m))[:limit]
         missing = [m for m in best if m not in cosine]
         cosine |= self._cosines(vector, missing)
         return [Found(m, thread_of[m], fused[m], cosine.get(m, 0.0), keyword_rank.get(m)) for m in best]

@@ -18,7 +18,7 @@ from choir.chorus.loop import Answer, ChorusLoop
 from choir.chorus.prompts import Phase
 from choir.engine.ports import Execute, Publish, Snapshots
 from choir.ops.metrics import Metrics, timed_retrieval
-from choir.program import CitationInput, PostAnswer, Visibility
+from choir.program import CitationInput, PostAnswer
 
 log = logging.getLogger(__name__)
 # Asks running at once in this process; more wait their turn (a model is one resource).
@@ -65,16 +65,18 @@ class ChorusService:
     ) -> tuple[str, asyncio.Task[None]]:
         """Check the ask and start its loop; returns the ask id and the loop's task."""
         thread = self.snapshots().threads.get(thread_id)
-        if thread is None:
+        if thread is None or not thread.readable_by(asker):
             raise AskRefused("thread_not_found", f"no thread {thread_id!r}")
-        if thread.visibility is Visibility.PRIVATE and thread.member(asker) is None:
-            raise AskRefused("forbidden", "this thread is private to its co-authors")
         if len(self.running) >= MAX_ASKS_IN_FLIGHT or not self.per_asker.hit(asker):
             raise AskRefused(
                 "rate_limited", f"at most {ASKS_PER_MINUTE} questions a minute; try again shortly"
             )
         ask_id = secrets.token_hex(8)
-        task = asyncio.get_running_loop().create_task(self.run(ask_id, asker, thread_id, prompt, echo))
+        # Priors come from threads everybody may read: the answer is read by all of its thread.
+        readable = frozenset(t.thread_id for t in self.snapshots().threads.values() if t.readable_by(None))
+        task = asyncio.get_running_loop().create_task(
+            self.run(ask_id, asker, thread_id, prompt, echo, readable)
+        )
         self.running[ask_id] = task
         task.add_done_callback(lambda _t: self.running.pop(ask_id, None))
         return ask_id, task
@@ -84,13 +86,21 @@ class ChorusService:
             task.cancel()
         await asyncio.gather(*self.running.values(), return_exceptions=True)
 
-    async def run(self, ask_id: str, asker: str, thread_id: str, prompt: str, echo: Echo | None) -> None:
+    async def run(
+        self,
+        ask_id: str,
+        asker: str,
+        thread_id: str,
+        prompt: str,
+        echo: Echo | None,
+        readable: frozenset[str] = frozenset(),
+    ) -> None:
         async def emit(phase: Phase, state: str, text: str) -> None:
             await self._phase(ask_id, thread_id, echo, phase, state, text)
 
         async with self.slots:
             try:
-                answer = await self.loop.run(prompt, emit)
+                answer = await self.loop.run(prompt, emit, readable)
                 if self.metrics is not None:  # phase and first-event latencies
                     self.metrics.observe_answer(answer.phase_ms, answer.first_event_ms)
                 await self._post(ask_id, asker, thread_id, prompt, answer)

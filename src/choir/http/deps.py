@@ -12,23 +12,20 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from fastapi import Request
 
+from choir.actions.context import Context
+from choir.actions.context import snapshot as actions_snapshot
 from choir.auth.origin import origin_allowed
 from choir.auth.ratelimit import SlidingWindow
-from choir.auth.service import SESSION_COOKIE, AuthService
-from choir.config import Settings
-from choir.engine import Clock, Snapshot, Writer
+from choir.auth.service import SESSION_COOKIE
+from choir.engine import Snapshot
 from choir.http.errors import ApiError
 from choir.ops.metrics import Metrics
 from choir.realtime.broker import Broker
 from choir.realtime.hub import Hub
-from choir.store.sql import Store
 
 if TYPE_CHECKING:
-    from choir.chain.service import ChainService
     from choir.chorus.embed import Embedder
     from choir.chorus.indexer import Indexer
-    from choir.chorus.retrieval import Retriever
-    from choir.chorus.service import ChorusService
     from choir.store.vectors import VectorIndex
 
 COOKIE = SESSION_COOKIE
@@ -45,17 +42,9 @@ class OperatorDesk:
     stats_value: dict[str, Any] | None = None
 
 
-class Deps(Protocol):
-    @property
-    def settings(self) -> Settings: ...
-    @property
-    def clock(self) -> Clock: ...
-    @property
-    def store(self) -> Store: ...
-    @property
-    def writer(self) -> Writer: ...
-    @property
-    def auth(self) -> AuthService: ...
+class Deps(Context, Protocol):
+    """The actions' context, and what the routes that are not actions read (auth, operator)."""
+
     @property
     def hub(self) -> Hub: ...
     @property
@@ -68,12 +57,6 @@ class Deps(Protocol):
     def index(self) -> VectorIndex | None: ...
     @property
     def indexer(self) -> Indexer | None: ...
-    @property
-    def retriever(self) -> Retriever | None: ...
-    @property
-    def chorus(self) -> ChorusService | None: ...
-    @property
-    def chain(self) -> ChainService | None: ...
     @property
     def sign_in_window(self) -> SlidingWindow: ...
     @property
@@ -88,10 +71,7 @@ def deps(request: Request) -> Deps:
 async def snapshot(request: Request) -> Snapshot:
     """The committed snapshot this request reads (caught up with other processes first, when
     several share PostgreSQL)."""
-    d = deps(request)
-    if d.store.shared:
-        await asyncio.to_thread(d.writer.sync.refresh_if_stale)
-    return d.writer.snapshot()
+    return await actions_snapshot(deps(request))
 
 
 def check_origin(request: Request) -> None:

@@ -1,38 +1,16 @@
-"""Every refusal as JSON ``{code, message}`` with its HTTP status, from one table.
-
-A ``ProgramError`` gets the status of its family (not found 404, forbidden 403, conflict 409,
-rate limited 429, invalid 422, else 400); a refusal from outside the program (auth, the Chorus
-loop) gets the status its code has in ``STATUS_BY_CODE``."""
+"""Every refusal as JSON ``{code, message}`` with its HTTP status, from the one table
+(``choir.actions.refusals.REFUSALS``): an action's ``Refusal``, the program's ``ProgramError`` (the
+status of its family) and this layer's own ``ApiError``."""
 
 from __future__ import annotations
-
-from typing import Final
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from choir.program import ProgramError, errors
-
-PROGRAM_STATUS: Final = (
-    (errors.NotFound, 404),
-    (errors.Forbidden, 403),
-    (errors.Conflict, 409),
-    (errors.RateLimited, 429),
-    (errors.InvalidInput, 422),
-)
-# Codes of refusals made outside the program, by status.
-STATUS_BY_CODE: Final = {
-    "thread_not_found": 404,
-    "message_not_found": 404,
-    "not_found": 404,
-    "forbidden": 403,
-    "unauthorized": 401,
-    "rate_limited": 429,
-    "invalid_payload": 422,
-    "unavailable": 503,
-}
+from choir.actions.refusals import Refusal, program_status, status_of
+from choir.program import ProgramError
 
 
 class ApiError(Exception):
@@ -43,16 +21,9 @@ class ApiError(Exception):
         self.message = message
 
     @classmethod
-    def of(cls, code: str, message: str, default_status: int = 403) -> ApiError:
+    def of(cls, code: str, message: str) -> ApiError:
         """A refusal by code, with the status the table gives it."""
-        return cls(STATUS_BY_CODE.get(code, default_status), code, message)
-
-
-def program_status(error: ProgramError) -> int:
-    for cls, status in PROGRAM_STATUS:
-        if isinstance(error, cls):
-            return status
-    return 400
+        return cls(status_of(code), code, message)
 
 
 def body(code: str, message: str) -> dict[str, str]:
@@ -67,6 +38,11 @@ async def api_error(_request: Request, exc: Exception) -> JSONResponse:
 async def program_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProgramError)
     return JSONResponse(body(exc.code, exc.message), status_code=program_status(exc))
+
+
+async def refusal(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Refusal)
+    return JSONResponse(body(exc.code, exc.message), status_code=exc.status)
 
 
 async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -89,5 +65,6 @@ async def http_error(_request: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(ProgramError, program_error)
+    app.add_exception_handler(Refusal, refusal)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)

@@ -138,8 +138,9 @@ def _post_message(tx: Tx, ins: PostMessage) -> None:
     message_id = check_id(ins.message_id, "message_id")
     content = check_content(ins.content, tx.state.params)
     novelty = _check_novelty(ins.novelty_ppm)
-    thread = tx.thread(check_id(ins.thread_id, "thread_id"))
     is_ai = actor == AI_AUTHOR
+    thread_id = check_id(ins.thread_id, "thread_id")
+    thread = tx.thread(thread_id) if is_ai else tx.readable_thread(thread_id, actor)
     if not is_ai and thread.member(actor) is None:
         raise errors.NotCoAuthor(f"{actor} is not a co-author of {thread.thread_id!r}")
     if not is_ai and (ins.ask_id is not None or ins.citations):
@@ -261,7 +262,10 @@ def _submit_spec(tx: Tx, ins: SubmitSpec) -> None:
     if stake > tx.balance(user_account(actor)):
         raise errors.InsufficientFunds(f"stake {stake} exceeds the balance of {actor}")
     digest = content_hash(content)
-    if digest in tx.state.hashes.get(thread.thread_id, {}):
+    # A duplicate is refused where the submitter could see it: in a public thread now; in a private
+    # one only at the approving vote (its co-authors see the thread), or the refusal would be an
+    # oracle for the private text.
+    if thread.readable_by(actor) and digest in tx.state.hashes.get(thread.thread_id, {}):
         raise errors.DuplicateContent(f"the same content is already in {thread.thread_id!r}")
     spec = Spec(
         spec_id=spec_id,
@@ -294,6 +298,8 @@ def _vote(tx: Tx, ins: Vote) -> None:
     if not isinstance(ins.approve, bool):
         raise errors.InvalidInput("approve must be true or false")
     spec = tx.spec(check_id(ins.spec_id, "spec_id"))
+    if actor not in spec.voters and not tx.thread(spec.thread_id).readable_by(actor):
+        raise errors.SpecNotFound(f"no spec {spec.spec_id!r}")
     if spec.status is not SpecStatus.PENDING:
         raise errors.SpecNotPending(f"spec {spec.spec_id!r} is {spec.status}")
     if actor not in spec.voters:
@@ -383,7 +389,7 @@ def _expire(tx: Tx, ins: Expire) -> None:
 
 def _divest(tx: Tx, ins: Divest) -> None:
     actor = check_actor(ins.actor)
-    thread = tx.thread(check_id(ins.thread_id, "thread_id"))
+    thread = tx.readable_thread(check_id(ins.thread_id, "thread_id"), actor)
     member = thread.member(actor)
     if member is None:
         raise errors.NotCoAuthor(f"{actor} is not a co-author of {thread.thread_id!r}")

@@ -7,6 +7,7 @@ What an edit or a deletion does to rewards is the state's rule (``State._revise`
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from choir.program import errors
@@ -35,11 +36,17 @@ def delete_message(tx: Tx, ins: DeleteMessage) -> None:
     message_id = check_id(ins.message_id, "message_id")
     ref = _own_message(tx, actor, message_id)
     _revise(tx, ref, message_id, "", deleted=True)
+    # A message that came in by a spec bears the spec's id: the spec's copy of the text goes too.
+    spec = tx.state.specs.get(message_id)
+    if spec is not None and spec.content:
+        tx.put_spec(replace(spec, content=""))
 
 
 def _own_message(tx: Tx, actor: str, message_id: str) -> MessageRef:
     ref = tx.state.messages.get(message_id)
-    if ref is None:
+    # One's own message stays one's own to change (to delete after leaving its private thread too);
+    # anyone else's in a thread they may not read is a message that does not exist.
+    if ref is None or (ref.author != actor and not tx.thread(ref.thread_id).readable_by(actor)):
         raise errors.MessageNotFound(f"no message {message_id!r}")
     if ref.author != actor or actor == AI_AUTHOR:
         # The AI's answers are nobody's to change: AI_AUTHOR is no key a person signs with.

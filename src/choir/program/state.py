@@ -90,6 +90,15 @@ class Thread:
     def member(self, address: str) -> Member | None:
         return next((m for m in self.members if m.address == address), None)
 
+    def readable_by(self, address: str | None) -> bool:
+        """Whether ``address`` (None: nobody signed in) may know anything of this thread: its
+        title, messages, people, specs and events. THE rule of who may know what: every read and
+        every refusal goes through it, and to anyone it refuses a private thread is a thread that
+        does not exist (docs/security.md)."""
+        return self.visibility is Visibility.PUBLIC or (
+            address is not None and self.member(address) is not None
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Citation:
@@ -325,7 +334,12 @@ class State:
         hashes = self.hashes.setdefault(spec.thread_id, {})
         if spec.status is SpecStatus.PENDING:
             pending.add(spec.spec_id)
-            hashes[spec.content_hash] = spec.spec_id
+            # A pending spec reserves its content in a public thread. In a private one its submitter
+            # cannot see what is there, so nothing is checked (or reserved) until its approval,
+            # which is refused when the content is a duplicate by then.
+            thread = self.threads.get(spec.thread_id)
+            if thread is not None and thread.visibility is Visibility.PUBLIC:
+                hashes[spec.content_hash] = spec.spec_id
             return
         pending.discard(spec.spec_id)
         # A settled spec's reservation of its content ends; an approved one's

@@ -64,6 +64,14 @@ class Tx:
             raise errors.ThreadNotFound(f"no thread {thread_id!r}")
         return thread
 
+    def readable_thread(self, thread_id: str, actor: str) -> Thread:
+        """The thread, for an actor who may read it; to anyone else a private thread does not exist
+        (the same refusal as for an id nobody holds)."""
+        thread = self.threads.get(thread_id) or self.state.threads.get(thread_id)
+        if thread is None or not thread.readable_by(actor):
+            raise errors.ThreadNotFound(f"no thread {thread_id!r}")
+        return thread
+
     def spec(self, spec_id: str) -> Spec:
         spec = self.specs.get(spec_id) or self.state.specs.get(spec_id)
         if spec is None:

@@ -9,19 +9,17 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 from starlette.websockets import WebSocket
 
+from choir.actions.context import Context
 from choir.auth.origin import origin_allowed
-from choir.auth.service import SESSION_COOKIE, AuthService, session_key
-from choir.config import Settings
-from choir.engine import Writer
+from choir.auth.service import SESSION_COOKIE, session_key
 from choir.ops.metrics import Metrics, timed_send
 from choir.realtime import protocol
 from choir.realtime.broker import Broker
 from choir.realtime.hub import Hub
 from choir.realtime.session import Session
-from choir.store.sql import Store
 
 if TYPE_CHECKING:
-    from choir.chorus.service import ChorusService
+    pass
 
 log = logging.getLogger(__name__)
 POLICY_VIOLATION: Final = 1008
@@ -29,21 +27,12 @@ POLICY_VIOLATION: Final = 1008
 CLOSE_TIMEOUT_S: Final = 10.0
 
 
-class SocketDeps(Protocol):
-    """What a socket needs of the running server (the composition root's runtime has it)."""
+class SocketDeps(Context, Protocol):
+    """What a socket needs of the running server (the composition root's runtime has it): the
+    actions' context, and the hub, broker and metrics of the connection itself."""
 
     @property
-    def settings(self) -> Settings: ...
-    @property
-    def auth(self) -> AuthService: ...
-    @property
     def hub(self) -> Hub: ...
-    @property
-    def writer(self) -> Writer: ...
-    @property
-    def store(self) -> Store: ...
-    @property
-    def chorus(self) -> ChorusService | None: ...
     @property
     def metrics(self) -> Metrics: ...
     @property
@@ -88,7 +77,7 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         await ws.send_text(protocol.error(None, "rate_limited", "at most 5 connections per user"))
         await ws.close(POLICY_VIOLATION, "too many connections")
         return
-    session = Session(deps.writer, deps.store, hub, deps.chorus, conn, deps.broker)
+    session = Session(deps, hub, conn)
     writer = asyncio.create_task(conn.writer())
     reader = asyncio.create_task(session.read_loop(ws))
     try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
 from typing import Any, Final, Literal
 
 from pydantic import (
@@ -283,11 +282,6 @@ def _describe(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "payload"
     return f"{where}: {first['msg']}"
-
-
-def iso(at: datetime) -> str:
-    """A time on the wire: ISO 8601 in UTC with a ``Z``."""
-    return at.isoformat().replace("+00:00", "Z")
 
 
 def dumps(obj: dict[str, Any]) -> str:

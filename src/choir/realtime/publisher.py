@@ -12,12 +12,13 @@ import asyncio
 import logging
 from typing import Any, Final
 
+from choir.actions.views import iso
 from choir.engine.commits import Commit
 from choir.engine.ports import Clock
 from choir.program import Outcome, Visibility
 from choir.realtime import protocol
 from choir.realtime.broker import Broker, LocalBroker
-from choir.realtime.protocol import EVERYONE, iso
+from choir.realtime.protocol import EVERYONE
 
 log = logging.getLogger(__name__)
 # Frames waiting for a remote broker; past this the process cannot keep up with its own commits,

@@ -14,9 +14,9 @@ import asyncio
 import logging
 from typing import Any, Final
 
+from choir.actions.views import iso
 from choir.realtime import protocol
 from choir.realtime.hub import Connection, Hub, Subscription
-from choir.realtime.protocol import iso
 from choir.store.sql import Store
 
 log = logging.getLogger(__name__)

@@ -8,6 +8,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from choir.actions.views import iso
 from choir.auth.ratelimit import SlidingWindow
 from choir.auth.service import AuthService
 from choir.chain.service import ChainService
@@ -19,6 +20,7 @@ from choir.config import Settings
 from choir.engine import Clock, CommitFeed, Writer
 from choir.http.deps import OperatorDesk
 from choir.ops.metrics import Metrics
+from choir.realtime import protocol
 from choir.realtime.broker import Broker
 from choir.realtime.hub import Hub
 from choir.realtime.publisher import Publisher
@@ -51,3 +53,9 @@ class Runtime:
     claims: Claims = field(default_factory=Claims)
     # Background tasks the composition root started and cancels at shutdown.
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    async def tell_user(self, address: str, kind: str, thread_id: str | None, data: dict[str, Any]) -> None:
+        """Tell every connection of ``address``, on every process (through the broker), of a change
+        of their own view: a read mark, a follow."""
+        frame = protocol.event(thread_id, None, kind, data, iso(self.clock()))
+        await self.broker.publish_user(address, frame)

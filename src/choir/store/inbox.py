@@ -1,21 +1,10 @@
-"""Each person's inbox: the threads they follow, how far they have read each, and their notifications.
+"""Each person's inbox in SQL: the threads they follow, how far they have read each, and their
+notifications; mentions resolved to addresses, and people to complete.
 
-Notifications are derived from a committed batch inside its own transaction (``Store.persist``), so
-they exist exactly when what they tell of does, and their ids increase in commit order: a client
-resumes after the last id it holds, as it resumes a thread after its last seq.
-
-Who is told what (docs/protocol.md, "Notifications"):
-
-    mention        a message names you (@display name or address prefix); in a private thread only
-                   its co-authors can be named (the program drops the others)
-    reply          a message in a thread you follow, by someone else (an answer to a question too)
-    spec.awaiting  a spec waits for your vote
-    spec.outcome   your spec was settled: approved, denied, mixed or expired
-    reward         CHOIR paid to you, with its amount and why
-
-Writing in a thread, asking in it, creating it or joining it as a co-author follows it, unless you
-unfollowed it; leaving a private thread unfollows it. Nobody is told of their own doing, and a private
-thread's events reach its co-authors only.
+Who is told what is the program's rule (``program.notices.derive``, pure); ``record`` reads the
+followers it needs, calls it and writes its rows inside the batch's transaction (``Store.persist``),
+so notifications exist exactly when what they tell of does, and their ids increase in commit order: a
+client resumes after the last id it holds, as it resumes a thread after its last seq.
 
 Follows and read marks are each person's own view, not the program's state: they are written directly
 (``follow``, ``mark_read``), outside the commit order.
@@ -33,11 +22,10 @@ from typing import Any, Final
 from sqlalchemy import Connection, and_, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from choir.program import AI_AUTHOR, Outcome, Thread, Visibility
+from choir.program import AI_AUTHOR, Outcome, notices
 from choir.store import schema
 
-KINDS: Final = ("mention", "reply", "spec.awaiting", "spec.outcome", "reward")
-EXCERPT_CHARS: Final = 140
+KINDS: Final = notices.KINDS
 PAGE_MAX: Final = 200
 # "@name": a display name without spaces, or the first characters of an address (at least 4).
 MENTION_RE: Final = re.compile(r"(?<![\w@])@([\w.\-]{2,64})")
@@ -118,139 +106,6 @@ def people_like(conn: Connection, prefix: str, limit: int = 8) -> list[dict[str,
     return [{"address": r.address, "display_name": r.display_name} for r in conn.execute(query)]
 
 
-# -- deriving notifications from a committed batch --------------------------------------------
-
-
-class _Batch:
-    """What one batch's outcomes tell whom, and the follows they make."""
-
-    def __init__(self, conn: Connection, outcomes: Sequence[Outcome]) -> None:
-        self.conn = conn
-        self.outcomes = outcomes
-        self.rows: list[dict[str, Any]] = []
-        self.follows: dict[tuple[str, str], int] = {}  # (address, thread) -> read up to seq
-        self.unfollows: set[tuple[str, str]] = set()
-        threads = {e.thread_id for o in outcomes for e in o.events if e.kind == "message.posted"}
-        self.followers: dict[str, dict[str, bool | None]] = _followers(conn, threads)
-
-    def derive(self) -> None:
-        for o in self.outcomes:
-            for e in o.events:
-                handler = _HANDLERS.get(e.kind)
-                if handler is not None:
-                    handler(self, o, e.thread_id, e.seq, e.data, e.at)
-            for notice in o.notices:
-                if notice.kind == "reward.paid":
-                    data = notice.data | {"reason": _reason(notice.data)}
-                    at = o.at
-                    assert at is not None, "an outcome from apply() carries its time"
-                    self.tell(notice.address, "reward", notice.data.get("thread_id"), None, data, at)
-
-    def tell(
-        self,
-        address: str,
-        kind: str,
-        thread_id: str | None,
-        ref: str | None,
-        data: dict[str, Any],
-        at: datetime,
-    ) -> None:
-        self.rows.append(
-            {"address": address, "kind": kind, "thread_id": thread_id, "ref": ref, "data": data, "at": at}
-        )
-
-    def follow(self, address: str, thread_id: str, seq: int) -> None:
-        """Follow from ``seq`` on (read up to it), unless the person chose already (following, or
-        unfollowed on purpose: either way their choice stands, and their read mark)."""
-        known = self.followers.setdefault(thread_id, {})
-        if known.get(address) is not None and (address, thread_id) not in self.follows:
-            return
-        known[address] = True
-        key = (address, thread_id)
-        self.follows[key] = max(seq, self.follows.get(key, 0))
-
-
-def _posted(b: _Batch, o: Outcome, thread_id: str, seq: int, data: dict[str, Any], at: datetime) -> None:
-    thread = o.threads[thread_id]  # the program puts every thread an event advances
-    author = data["author"]
-    mentioned = [a for a in data.get("mentions", ()) if a != author and _may_read(thread, a)]
-    about = {
-        "message_id": data["message_id"],
-        "author": author,
-        "seq": seq,
-        "title": thread.title,
-        "excerpt": data["content"][:EXCERPT_CHARS],
-    }
-    for address in mentioned:
-        b.tell(address, "mention", thread_id, data["message_id"], about, at)
-    told = set(mentioned) | {author}
-    if author == AI_AUTHOR and (asker := data.get("asker")) and _may_read(thread, asker):
-        b.follow(asker, thread_id, seq - 1)  # asking follows the thread; its answer is still unread
-    for address, following in sorted(b.followers.get(thread_id, {}).items()):
-        if following and address not in told and _may_read(thread, address):
-            b.tell(address, "reply", thread_id, data["message_id"], about, at)
-    if author != AI_AUTHOR:
-        b.follow(author, thread_id, seq)  # one's own message is read
-
-
-def _created(b: _Batch, o: Outcome, thread_id: str, seq: int, data: dict[str, Any], at: datetime) -> None:
-    b.follow(data["creator"], thread_id, seq)
-
-
-def _joined(b: _Batch, o: Outcome, thread_id: str, seq: int, data: dict[str, Any], at: datetime) -> None:
-    # A new co-author read the thread to ask to join it: what comes after their joining is news.
-    b.follow(data["address"], thread_id, seq)
-
-
-def _left(b: _Batch, o: Outcome, thread_id: str, seq: int, data: dict[str, Any], at: datetime) -> None:
-    if o.threads[thread_id].visibility is Visibility.PRIVATE:
-        b.unfollows.add((data["address"], thread_id))
-
-
-def _spec_submitted(
-    b: _Batch, o: Outcome, thread_id: str, seq: int, data: dict[str, Any], at: datetime
-) -> None:
-    about = {
-        "spec_id": data["spec_id"],
-        "author": data["author"],
-        "stake": data["stake"],
-        "title": o.threads[thread_id].title,
-        "excerpt": data["content"][:EXCERPT_CHARS],
-        "expires_at": data["expires_at"],
-    }
-    for voter in data["voters"]:
-        b.tell(voter, "spec.awaiting", thread_id, data["spec_id"], about, at)
-
-
-def _spec_settled(
-    b: _Batch, o: Outcome, thread_id: str, seq: int, data: dict[str, Any], at: datetime
-) -> None:
-    spec = o.specs[data["spec_id"]]  # the program puts the spec it settles
-    about = {"spec_id": spec.spec_id, "outcome": data["outcome"], "stake": str(spec.stake)}
-    about["title"] = o.threads[thread_id].title if thread_id in o.threads else ""
-    b.tell(spec.author, "spec.outcome", thread_id, spec.spec_id, about, at)
-
-
-_HANDLERS: Final = {
-    "message.posted": _posted,
-    "thread.created": _created,
-    "coauthor.joined": _joined,
-    "coauthor.left": _left,
-    "spec.submitted": _spec_submitted,
-    "spec.settled": _spec_settled,
-}
-
-
-def _may_read(thread: Thread, address: str) -> bool:
-    return thread.visibility is Visibility.PUBLIC or thread.member(address) is not None
-
-
-def _reason(data: dict[str, Any]) -> str:
-    if data.get("reward") == "prior":
-        return f"your thread's messages were cited in answers (epoch {data.get('epoch')})"
-    return f"your new messages (epoch {data.get('epoch')})"
-
-
 def _followers(conn: Connection, thread_ids: Iterable[str]) -> dict[str, dict[str, bool | None]]:
     """Per thread, everyone with a row: following (True), unfollowed (False) or undecided (None)."""
     ids = sorted(thread_ids)
@@ -265,8 +120,7 @@ def _followers(conn: Connection, thread_ids: Iterable[str]) -> dict[str, dict[st
 
 def record(conn: Connection, outcomes: Sequence[Outcome]) -> list[Notification]:
     """Derive and write the notifications and follows of a batch, in its transaction."""
-    batch = _Batch(conn, outcomes)
-    batch.derive()
+    batch = notices.derive(outcomes, _followers(conn, notices.threads_posted_in(outcomes)))
     if batch.follows:
         _auto_follow(conn, batch.follows)
     for address, thread_id in batch.unfollows:

@@ -1,19 +1,23 @@
-"""Keyword search over messages, on the SQL engine's own full-text search: SQLite FTS5 (bm25) in the
-embedded default, PostgreSQL's text search (an `english` GIN index, ranked by the rarity of the words
-each message contains) on PostgreSQL.
-The indexes are the database's (migration 0006), written in the message's own transaction.
+"""Keyword search over messages, on the SQL engine's own full-text index: SQLite FTS5 in the embedded
+default, PostgreSQL's text search (an `english` GIN index) on PostgreSQL. The indexes are the
+database's (migration 0006), written in the message's own transaction.
 
-A query is reduced to its words, any of which may match (a rare word such as a product name or a
-handle ranks a message first, common words barely count); AI answers are never results, and a private
-thread's messages are found only for the co-authors the caller names."""
+The engine only matches; the ranking is BM25 (Robertson et al.) computed here over the threads the
+caller names (those the reader may read) and nothing else: the number of messages, how many contain
+each word and their mean length are counted in that scope. An engine's own ranking (FTS5's bm25)
+takes its statistics from every message, private ones included, and then one could tell by planting
+public posts which word a private message holds. A query is reduced to its words, any of which may
+match (a rare word such as a product name or a handle ranks a message first, common words barely
+count); AI answers and tombstones are never results."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import Connection, text
 
@@ -23,17 +27,19 @@ from choir.program import AI_AUTHOR
 _WORD: Final = re.compile(r"\w+", re.UNICODE)
 MAX_TERMS: Final = 32
 MAX_RESULTS: Final = 200
-# PostgreSQL ranks at most this many matches per query (by the rarity of the words they contain).
+# Per word at most this many matches are ranked (the newest), beside those another word found.
 CANDIDATES_MAX: Final = 2000
-# SQLite ranks this many times the wanted count before filtering out private threads and AI answers.
-SQLITE_CANDIDATES_FACTOR: Final = 10
+# BM25's term-frequency saturation and length normalisation (the usual constants). A word counts once
+# per message: the engines match, they do not count.
+BM25_K1: Final = 1.2
+BM25_B: Final = 0.75
 
 
 @dataclass(frozen=True)
 class KeywordHit:
     message_id: str
     thread_id: str
-    rank: float  # engine-specific: higher is better within one result list only
+    rank: float  # BM25 over the caller's scope: higher is better within one result list only
 
 
 def terms(query: str) -> list[str]:
@@ -41,84 +47,98 @@ def terms(query: str) -> list[str]:
     return list(dict.fromkeys(w.lower() for w in _WORD.findall(query)))[:MAX_TERMS]
 
 
-def search(
-    conn: Connection, query: str, limit: int, private_threads: Collection[str] = ()
-) -> list[KeywordHit]:
-    """Messages matching any word of ``query``, best first: public threads, and the private threads
-    listed (those the caller is a co-author of)."""
+@dataclass(frozen=True)
+class _Dialect:
+    source: str  # the messages, joined to the full-text index where it is a table of its own
+    match: str  # a message matching the word :w
+    scope: str  # a message of a thread in :scope
+    key: str  # a message's key among the candidates
+
+    def word(self, w: str) -> str:
+        return '"' + w.replace('"', '""') + '"' if self.key == "m.rowid" else w
+
+
+_SQLITE: Final = _Dialect(
+    "messages_fts f JOIN messages m ON m.rowid = f.rowid",
+    "messages_fts MATCH :w",
+    "m.thread_id IN (SELECT value FROM json_each(:scope))",
+    "m.rowid",
+)
+_POSTGRES: Final = _Dialect(
+    "messages m",
+    "to_tsvector('english', m.content) @@ to_tsquery('english', :w)",
+    "m.thread_id = ANY(:scope)",
+    "m.message_id",
+)
+
+
+def search(conn: Connection, query: str, limit: int, readable: Collection[str]) -> list[KeywordHit]:
+    """Messages of the ``readable`` threads matching any word of ``query``, best first."""
     words = terms(query)
-    if not words or limit < 1:
+    scope = sorted(set(readable))
+    if not words or limit < 1 or not scope:
         return []
-    limit = min(limit, MAX_RESULTS)
-    private = sorted(set(private_threads))
-    scope = "t.visibility = 'public'"
-    params: dict[str, object] = {"ai": AI_AUTHOR, "limit": limit}
-    if private:
-        names = [f"p{i}" for i in range(len(private))]
-        scope = f"(t.visibility = 'public' OR t.thread_id IN ({', '.join(':' + n for n in names)}))"
-        params |= dict(zip(names, private, strict=True))
-    if conn.dialect.name == "sqlite":
-        # Each word quoted: FTS5 query syntax (AND, NEAR, *, ") in a user's text is read as words.
-        params["match"] = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
-        # The best matches first, from the full-text index alone (FTS5 ranks by bm25 without a join),
-        # then the scope and the AI filter on those: a common word matches most of the table.
-        params["candidates"] = min(CANDIDATES_MAX, limit * SQLITE_CANDIDATES_FACTOR)
-        sql = f"""
-            SELECT m.message_id, m.thread_id, -best.rank AS rank
-            FROM (SELECT rowid, rank FROM messages_fts WHERE messages_fts MATCH :match
-                  ORDER BY rank LIMIT :candidates) AS best
-            JOIN messages m ON m.rowid = best.rowid
-            JOIN threads t ON t.thread_id = m.thread_id
-            WHERE m.author != :ai AND {scope}
-            ORDER BY best.rank, m.message_id LIMIT :limit"""
-        rows = conn.execute(text(sql), params).all()
-        return [KeywordHit(r.message_id, r.thread_id, float(r.rank)) for r in rows]
-    return _search_postgres(conn, words, limit, scope, params)
+    sqlite = conn.dialect.name == "sqlite"
+    d = _SQLITE if sqlite else _POSTGRES
+    params: dict[str, Any] = {"ai": AI_AUTHOR, "scope": json.dumps(scope) if sqlite else scope}
+    if not sqlite:
+        words = _without_stop_words(conn, words)
+        if not words:
+            return []
+    mine = f"m.author != :ai AND m.deleted_at IS NULL AND {d.scope}"
+    # One statement: the scope's size, its mean length, and how many of it hold each word.
+    counts = ", ".join(
+        f"(SELECT count(*) FROM {d.source} WHERE {d.match.replace(':w', f':w{i}')} AND {mine})"
+        for i in range(len(words))
+    )
+    stats = conn.execute(
+        text(f"SELECT count(*), avg(length(m.content)), {counts} FROM messages m WHERE {mine}"),
+        params | {f"w{i}": d.word(w) for i, w in enumerate(words)},
+    ).one()
+    total, mean_length = stats[0], stats[1]
+    if not total:
+        return []
+    frequency = {w: int(stats[2 + i]) for i, w in enumerate(words)}
+    found: dict[Any, tuple[str, str, int]] = {}  # key -> (message_id, thread_id, length)
+    matched: dict[Any, list[str]] = {}
+    # The rarest words first: the messages they find are then checked for the common ones too.
+    for w in sorted((w for w in words if frequency[w]), key=lambda w: (frequency[w], w)):
+        known = list(found)
+        among = (
+            f" OR {d.key} IN (SELECT value FROM json_each(:known))"
+            if sqlite
+            else f" OR {d.key} = ANY(:known)"
+        )
+        sql = (
+            f"SELECT {d.key} AS k, m.message_id, m.thread_id, length(m.content) AS n FROM {d.source} "
+            f"WHERE {d.match} AND {mine} AND ({d.key} IN (SELECT {d.key} FROM {d.source} WHERE {d.match} "
+            f"AND {mine} ORDER BY m.published_at DESC, m.message_id DESC LIMIT :cap){among if known else ''})"
+        )
+        extra = {"w": d.word(w), "cap": CANDIDATES_MAX}
+        if known:
+            extra["known"] = json.dumps(known) if sqlite else known
+        for r in conn.execute(text(sql), params | extra):
+            found[r.k] = (r.message_id, r.thread_id, int(r.n or 0))
+            matched.setdefault(r.k, []).append(w)
+    mean = max(float(mean_length or 1.0), 1.0)
+    idf = {w: math.log(1 + (total - df + 0.5) / (df + 0.5)) for w, df in frequency.items()}
+
+    def score(key: Any) -> float:
+        length_norm = 1 - BM25_B + BM25_B * found[key][2] / mean
+        return sum(idf[w] * (BM25_K1 + 1) / (1 + BM25_K1 * length_norm) for w in matched[key])
+
+    # Equal scores keep the engine's key order (SQLite: the order of writing), never a random id's.
+    ranked = sorted(found, key=lambda k: (-score(k), k))
+    return [KeywordHit(found[k][0], found[k][1], score(k)) for k in ranked[: min(limit, MAX_RESULTS)]]
 
 
-def _search_postgres(
-    conn: Connection, words: list[str], limit: int, scope: str, params: dict[str, object]
-) -> list[KeywordHit]:
-    """PostgreSQL's ts_rank has no notion of a word's rarity: "sungold" would count no more than
-    "tomato". So each word's document frequency is read from the GIN index and the matches are ranked
-    by the sum of the BM25 idf of the words they contain (length is not normalised)."""
+def _without_stop_words(conn: Connection, words: list[str]) -> list[str]:
+    """PostgreSQL's english configuration drops stop words ("why", "my"): their query is empty ("T")."""
     lexemes = conn.execute(
         text("SELECT " + ", ".join(f"querytree(to_tsquery('english', :w{i}))" for i in range(len(words)))),
         {f"w{i}": w for i, w in enumerate(words)},
     ).one()
-    # Stop words ("why", "my") reduce to an empty query, shown as "T".
-    kept = [w for w, tree in zip(words, lexemes, strict=True) if tree and tree != "T"]
-    if not kept:
-        return []
-    names = [f"w{i}" for i in range(len(kept))]
-    params |= dict(zip(names, kept, strict=True))
-    vector = "to_tsvector('english', m.content)"
-    frequencies = conn.execute(
-        text(
-            "SELECT "
-            + ", ".join(
-                f"(SELECT count(*) FROM messages m WHERE {vector} @@ to_tsquery('english', :{n}))"
-                for n in names
-            )
-            + ", (SELECT greatest(reltuples, 1) FROM pg_class WHERE relname = 'messages')"
-        ),
-        params,
-    ).one()
-    total = max(float(frequencies[-1]), float(max(frequencies[:-1])), 1.0)
-    idf = [math.log(1 + (total - df + 0.5) / (df + 0.5)) for df in frequencies[:-1]]
-    matched = ", ".join(f"({vector} @@ to_tsquery('english', :{n})) AS h{i}" for i, n in enumerate(names))
-    anywhere = " || ".join(f"to_tsquery('english', :{n})" for n in names)
-    sql = f"""
-        SELECT m.message_id, m.thread_id, {matched}
-        FROM messages m JOIN threads t ON t.thread_id = m.thread_id
-        WHERE {vector} @@ ({anywhere}) AND m.author != :ai AND {scope}
-        LIMIT :candidates"""
-    rows = conn.execute(text(sql), params | {"candidates": CANDIDATES_MAX}).all()
-    ranked = sorted(
-        (KeywordHit(r.message_id, r.thread_id, sum(w for i, w in enumerate(idf) if r[2 + i])) for r in rows),
-        key=lambda h: (-h.rank, h.message_id),
-    )
-    return ranked[:limit]
+    return [w for w, tree in zip(words, lexemes, strict=True) if tree and tree != "T"]
 
 
 def check(conn: Connection) -> list[str]:

@@ -294,12 +294,11 @@ class Store:
         }
         return c["thread_id"], history
 
-    def keyword_search(
-        self, query: str, limit: int, private_threads: Collection[str] = ()
-    ) -> list[keywords.KeywordHit]:
-        """Messages matching words of ``query`` (``store.keywords``), best first."""
-        with self.engine.connect() as conn:
-            return keywords.search(conn, query, limit, private_threads)
+    def keyword_search(self, query: str, limit: int, readable: Collection[str]) -> list[keywords.KeywordHit]:
+        """Messages of the ``readable`` threads matching words of ``query`` (``store.keywords``),
+        best first, ranked by statistics of those threads alone."""
+        with read_snapshot(self.engine) as conn:
+            return keywords.search(conn, query, limit, readable)
 
     def all_messages(self) -> list[Message]:
         with self.engine.connect() as conn:
@@ -352,16 +351,19 @@ def _revise(conn: Connection, r: Revision, html: str) -> None:
 
 
 def _scrub(conn: Connection, r: Revision) -> None:
-    """A deleted message's content goes from its stored events (the post and each edit) and from
-    the excerpts of the notifications that told of it; the hashes stay, as anchored."""
+    """A deleted message's content goes from every stored copy: its events (the post, each edit,
+    and the spec it came in by, whose id it bears; the program blanks the spec's own row), and the
+    excerpts of the notifications that told of it; the hashes stay, as anchored."""
     e, n = schema.events, schema.notifications
+    mid = r.message_id
     query = select(e.c.seq, e.c.data).where(
         e.c.thread_id == r.thread_id,
-        e.c.kind.in_(("message.posted", "message.edited")),
-        cast(e.c.data, Text).contains(f'"message_id":"{r.message_id}"', autoescape=True),
+        e.c.kind.in_(("message.posted", "message.edited", "spec.submitted")),
+        cast(e.c.data, Text).contains(f'"message_id":"{mid}"', autoescape=True)
+        | cast(e.c.data, Text).contains(f'"spec_id":"{mid}"', autoescape=True),
     )
     for seq, data in conn.execute(query).all():
-        if data.get("message_id") == r.message_id:
+        if data.get("message_id") == mid or data.get("spec_id") == mid:
             scrubbed = data | {"content": "", "html": "", "deleted": True}
             conn.execute(update(e).where(e.c.thread_id == r.thread_id, e.c.seq == seq).values(data=scrubbed))
     for note_id, data in conn.execute(select(n.c.id, n.c.data).where(n.c.ref == r.message_id)).all():

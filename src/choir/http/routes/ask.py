@@ -5,9 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from choir.chorus.service import AskRefused
+from choir.actions import writes
 from choir.http.deps import check_origin, current_user, deps
-from choir.http.errors import ApiError
 
 router = APIRouter()
 
@@ -23,11 +22,5 @@ async def ask(thread_id: str, body: AskBody, request: Request) -> dict[str, str]
     answer is posted to the thread as the Choir AI's message carrying this ``ask_id``."""
     check_origin(request)
     address = await current_user(request)
-    chorus = deps(request).chorus
-    if chorus is None:
-        raise ApiError(503, "unavailable", "the Chorus loop is not running on this server")
-    try:
-        ask_id, _task = await chorus.start(address, thread_id, body.prompt, None)
-    except AskRefused as exc:
-        raise ApiError.of(exc.code, exc.message) from None
+    ask_id, _task = await writes.ask(deps(request), address, thread_id, body.prompt, None)
     return {"ask_id": ask_id}

@@ -118,7 +118,7 @@ export class ChoirChat {
     } catch (err) {
       if (token !== this.token) return;
       fill(this.header, h("h1", { tabindex: "-1" }, "This thread cannot be shown"),
-        h("p", { class: "form-error", role: "alert" }, err.code === "forbidden" ? "It is private to its co-authors." : describeError(err)));
+        h("p", { class: "form-error", role: "alert" }, err.code === "thread_not_found" ? "There is no such thread, or it is private to its co-authors." : describeError(err)));
       // Hidden, not emptied: the message list lives in it, and the next thread opened needs it back.
       this.flowRoot.hidden = true;
     }

@@ -1,4 +1,4 @@
-"""Records as JSON. Every view reads the one snapshot its request took."""
+"""Records as JSON, the same for REST and ``/ws``. Every view reads the one snapshot its action took."""
 
 from __future__ import annotations
 
@@ -6,25 +6,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from choir.engine import Snapshot
-from choir.http.errors import ApiError
 from choir.ledger import thread_account
-from choir.program import Thread, Visibility, recommended_stake
-from choir.realtime.protocol import iso
+from choir.program import Thread, recommended_stake
 
 
-def readable(thread: Thread, address: str | None) -> bool:
-    return thread.visibility is Visibility.PUBLIC or (
-        address is not None and thread.member(address) is not None
-    )
-
-
-def get_thread(snap: Snapshot, thread_id: str, address: str | None) -> Thread:
-    thread = snap.threads.get(thread_id)
-    if thread is None:
-        raise ApiError(404, "thread_not_found", f"no thread {thread_id!r}")
-    if not readable(thread, address):
-        raise ApiError(403, "forbidden", "this thread is private to its co-authors")
-    return thread
+def iso(at: datetime) -> str:
+    """A time on the wire: ISO 8601 in UTC with a ``Z``."""
+    return at.isoformat().replace("+00:00", "Z")
 
 
 def thread_view(snap: Snapshot, thread: Thread, now: datetime) -> dict[str, Any]:
