@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import base58
 import httpx
 from nacl.signing import SigningKey
 from websockets.asyncio.client import ClientConnection, connect
@@ -78,11 +79,16 @@ def free_port() -> int:
         return port
 
 
+OPERATOR_KEY = SigningKey(bytes(range(32)))
+
+
 def server_env(database_url: str | None, chain: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHOIR_")} | {
         "CHOIR_LOG_LEVEL": "WARNING",
         "CHOIR_SWEEP_INTERVAL_S": "0.5",
         "CHOIR_CHAIN": chain,
+        # The first client is the operator: it runs the audit after each restart.
+        "CHOIR_OPERATORS": base58.b58encode(bytes(OPERATOR_KEY.verify_key)).decode(),
     }
     if database_url:
         env["CHOIR_DATABASE_URL"] = database_url
@@ -124,10 +130,10 @@ async def wait_healthy(base: str, process: subprocess.Popen[bytes], log_path: Pa
     raise RuntimeError("choir serve did not start")
 
 
-async def sign_in(base: str) -> Person:
+async def sign_in(base: str, key: SigningKey | None = None) -> Person:
     async with httpx.AsyncClient(base_url=base, headers={"Origin": base}) as http:
         fields = (await http.get("/api/auth/nonce")).json()
-        message, signature, address = sign_in_message(fields, SigningKey.generate())
+        message, signature, address = sign_in_message(fields, key or SigningKey.generate())
         response = await http.post(
             "/api/auth/verify", json={"message": message, "signature": signature, "address": address}
         )
@@ -242,7 +248,7 @@ async def run(args: argparse.Namespace) -> list[Cycle]:
             with choir_serve(data_dir, port, args.database_url, args.chain) as process:
                 await wait_healthy(base, process, data_dir.parent / "server.log")
                 if not people:
-                    people = [await sign_in(base) for _ in range(CLIENTS)]
+                    people = [await sign_in(base, OPERATOR_KEY if i == 0 else None) for i in range(CLIENTS)]
                 worker = asyncio.create_task(load(base, people, rng, acked))
                 cycle.killed_after_s = rng.uniform(0.3, 2.5)
                 await asyncio.sleep(cycle.killed_after_s)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from harness import Server, User, run_server
+from harness import Server, User, operator_audit, run_server
 from typer.testing import CliRunner
 
 from choir.cli import app as cli
@@ -344,10 +344,7 @@ async def test_a_server_store_and_its_index_pass_then_each_index_tampering_is_na
     runner = CliRunner()
     with run_server(data, sweep_interval_s=0.2) as server:
         ids = await populate(server)
-        import httpx
-
-        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
-            live = (await http.post("/api/audit")).json()
+        live = await operator_audit(server)
         assert live["ok"] is True and live["index_checked"] is True, live
         assert live["checked"]["index points"] == 5  # 3 posts, the approved spec, the answer
         locked = runner.invoke(cli, ["audit", "--data-dir", str(data)])

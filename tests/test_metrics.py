@@ -7,7 +7,7 @@ import asyncio
 
 import httpx
 import pytest
-from harness import Server, Socket, User
+from harness import OPERATOR_KEY, Server, Socket, User, operator_audit
 from prometheus_client.parser import text_string_to_metric_families
 
 from choir.ops.metrics import Metrics
@@ -82,11 +82,9 @@ async def test_metrics_count_real_traffic(sqlite_server: Server) -> None:
     assert during[("choir_chorus_first_event_seconds_count", ())] == 1
     assert during[("choir_retrieval_seconds_count", ())] >= 1
 
-    async with httpx.AsyncClient(base_url=sqlite_server.base_url, timeout=30) as http:
-        audited = await http.post("/api/audit")
-    assert audited.status_code == 200, audited.text
-    assert audited.json()["ok"] is True
-    assert audited.json()["index_checked"] is True
+    audited = await operator_audit(sqlite_server)
+    assert audited["ok"] is True
+    assert audited["index_checked"] is True
     after = await scrape(sqlite_server)
     assert after[("choir_audit_ok", ())] == 1
     assert after[("choir_audit_findings", ())] == 0
@@ -99,13 +97,25 @@ async def test_metrics_count_real_traffic(sqlite_server: Server) -> None:
     assert after[("choir_connections", ())] == 0
 
 
-async def test_audit_route_refuses_a_forwarded_or_foreign_origin_request(sqlite_server: Server) -> None:
+async def test_the_audit_is_the_operators_alone_whatever_the_peer_address(sqlite_server: Server) -> None:
+    """Loopback is no credential: behind a proxy every request comes from loopback. Only a signed-in
+    operator (CHOIR_OPERATORS) from an allowed Origin runs the audit."""
+    stranger = User(sqlite_server)
+    await stranger.sign_in()
     async with httpx.AsyncClient(base_url=sqlite_server.base_url, timeout=10) as http:
-        forwarded = await http.post("/api/audit", headers={"X-Forwarded-For": "203.0.113.7"})
-        foreign = await http.post("/api/audit", headers={"Origin": "https://evil.example"})
-    assert forwarded.status_code == 403 and forwarded.json()["code"] == "forbidden"
+        anonymous = await http.post("/api/audit", headers={"Origin": sqlite_server.origin})
+    async with stranger.http() as http:
+        signed_in = await http.post("/api/audit")
+    operator = User(sqlite_server, OPERATOR_KEY)
+    await operator.sign_in()
+    async with operator.http() as http:
+        http.headers["Origin"] = "https://evil.example"
+        foreign = await http.post("/api/audit")
+    assert anonymous.status_code == 401 and anonymous.json()["code"] == "unauthorized"
+    assert signed_in.status_code == 403 and signed_in.json()["code"] == "forbidden"
     assert foreign.status_code == 403 and foreign.json()["code"] == "forbidden"
     assert (await scrape(sqlite_server))[("choir_audit_ok", ())] == -1
+    assert (await operator_audit(sqlite_server))["ok"] is True
 
 
 def test_each_metrics_has_its_own_registry() -> None:

@@ -6,6 +6,7 @@ under the data directory, in-process fan-out, the extractive answerer, no chain.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -62,6 +63,22 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", description="Log level of the JSON logs.")
     session_ttl_s: int = Field(30 * 24 * 3600, gt=0, description="Session cookie lifetime.")
+    reads_per_minute: int = Field(
+        600, ge=0, description="REST reads (GET /api/..., /metrics) per client a minute; 0: no limit."
+    )
+    searches_per_minute: int = Field(
+        60, ge=0, description="Searches (GET /api/search) per client a minute; 0: no limit."
+    )
+    operators: str = Field(
+        "",
+        description="Comma-separated addresses of the operators: signed in with SIWS, they may run "
+        "the operator's routes (POST /api/audit). None by default.",
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="Comma-separated IPs or networks of the reverse proxies whose X-Forwarded-For is "
+        "believed for a client's address. None by default: the header is ignored, even from loopback.",
+    )
 
     @field_validator("log_level")
     @classmethod
@@ -107,6 +124,24 @@ class Settings(BaseSettings):
         base = self.base_url
         # The same server reached as localhost or 127.0.0.1 is the same origin to a person.
         return sorted({base, base.replace("//localhost", "//127.0.0.1")})
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        for item in (p.strip() for p in value.split(",") if p.strip()):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
+
+    @property
+    def operator_addresses(self) -> frozenset[str]:
+        return frozenset(a.strip() for a in self.operators.split(",") if a.strip())
+
+    @property
+    def proxies(self) -> list[str]:
+        return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
 
     @property
     def sql_url(self) -> str:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from harness import Server
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
+from playwright.sync_api import Error as PlaywrightError
 
 # Every wait is bounded; none of these should take more than a fraction of it.
 WAIT_MS = 10_000
@@ -109,7 +111,7 @@ def sign_in(browser: Browser, server: Server, name: str, viewport: dict[str, int
     page.on("dialog", lambda dialog: (person.errors.append(f"dialog: {dialog.message}"), dialog.dismiss()))
     page.goto("/")
     page.click("#signin-create")
-    page.wait_for_function("window.__choir && window.__choir.ready")
+    wait_js(page, "window.__choir && window.__choir.ready")
     me: dict[str, Any] = page.evaluate("fetch('/api/me').then(r => r.json())")
     person.address = me["address"]
     if viewport == PHONE:
@@ -126,3 +128,19 @@ def sign_in(browser: Browser, server: Server, name: str, viewport: dict[str, int
     expect(page.locator("#display-name")).to_have_value(name)
     page.evaluate("document.querySelectorAll('.toast').forEach((t) => t.remove())")  # tidy screenshots
     return person
+
+
+def wait_js(page: Page, expression: str, timeout_s: float = 15.0) -> None:
+    """Wait until ``expression`` holds in the page. Playwright's ``wait_for_function`` evaluates its
+    predicate with ``eval``, which the page's Content-Security-Policy (no 'unsafe-eval') refuses, as it
+    should; ``evaluate`` goes through the debugger protocol and works under it."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if page.evaluate(f"() => Boolean({expression})"):
+                return
+        except PlaywrightError:
+            pass  # a navigation destroyed the context it ran in: ask the new page
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout_s} s: {expression}")
+        page.wait_for_timeout(50)

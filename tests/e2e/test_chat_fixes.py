@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from browser_people import Crowd
+from browser_people import Crowd, wait_js
 from playwright.sync_api import Browser, expect
 
 pytestmark = pytest.mark.browser
@@ -69,7 +69,7 @@ def test_a_reward_says_how_much_and_why_and_the_balance_follows(browser: Browser
             expect(ada.balance_units()).not_to_have_text(before)
             # The reward is also in the notifications view, with its amount and its reason, after a reload.
             ada.page.reload()
-            ada.page.wait_for_function("window.__choir && window.__choir.ready")
+            wait_js(ada.page, "window.__choir && window.__choir.ready")
             ada.page.click("#notifications-button")
             reward = ada.page.locator("li.notification[data-kind='reward']").first
             expect(reward).to_contain_text(
@@ -140,7 +140,7 @@ def test_a_new_browser_key_can_be_exported_by_default(browser: Browser, crowd: C
         page.goto("/")
         expect(page.locator("#signin-exportable")).to_be_checked()
         page.click("#signin-create")
-        page.wait_for_function("window.__choir && window.__choir.ready")
+        wait_js(page, "window.__choir && window.__choir.ready")
         address = page.evaluate("fetch('/api/me').then(r => r.json())")["address"]
         page.get_by_role("button", name="Export key").click()
         raw = base58.b58decode(page.input_value("#exported-key"))
@@ -178,7 +178,7 @@ def test_a_guest_reads_public_threads_and_is_asked_to_sign_in_to_write(
         page.evaluate("id => { location.hash = '#/t/' + encodeURIComponent(id); }", public)
         page.locator("#guest-signin").click()
         page.click("#signin-create")
-        page.wait_for_function("window.__choir && window.__choir.ready && window.__choir.socket")
+        wait_js(page, "window.__choir && window.__choir.ready && window.__choir.socket")
         expect(page.locator(".thread-head h1")).to_have_text("Open reading")
         expect(page.locator("#spec-content")).to_be_visible()  # signed in now: offered to join
         assert errors == []
@@ -227,7 +227,7 @@ def test_a_wallet_standard_wallet_is_found_and_signs_in(browser: Browser, crowd:
         page = context.new_page()
         page.goto("/")
         page.get_by_role("button", name="Sign in with Standard Wallet").click()
-        page.wait_for_function("window.__choir && window.__choir.ready")
+        wait_js(page, "window.__choir && window.__choir.ready")
         assert page.evaluate("fetch('/api/me').then(r => r.json())")["address"] == address
         assert len(signed) == 1 and parse_message(signed[0]).address == address
     finally:
@@ -238,7 +238,7 @@ def test_the_thread_list_is_live(crowd: Crowd) -> None:
     """A new public thread appears in everyone's list at once; a private one in its creator's only,
     and in a new co-author's when they join (no 30 s refresh)."""
     ada, ben = crowd.sign_in("Ada"), crowd.sign_in("Ben")
-    ben.page.wait_for_function("window.__choir.socket && window.__choir.socket.state === 'open'")
+    wait_js(ben.page, "window.__choir.socket && window.__choir.socket.state === 'open'")
     ada.create_thread("Fresh and public")
     expect(ben.page.locator("#thread-list")).to_contain_text("Fresh and public", timeout=5_000)
     ada.create_thread("Ada alone", visibility="private")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from browser_people import DESKTOP, WAIT_MS, Crowd, Person
+from browser_people import DESKTOP, WAIT_MS, Crowd, Person, wait_js
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
@@ -53,7 +53,7 @@ def same_person_elsewhere(crowd: Crowd, person: Person) -> Person:
     other = Person(context, page, person.name, person.address)
     page.on("pageerror", lambda error: other.errors.append(str(error)))
     page.goto("/")
-    page.wait_for_function("window.__choir && window.__choir.ready")
+    wait_js(page, "window.__choir && window.__choir.ready")
     crowd.people.append(other)
     return other
 
@@ -83,7 +83,7 @@ def test_a_mention_is_completed_and_told_live(crowd: Crowd, screenshots: Path) -
     expect(bob.page.locator("#notifications-count")).to_have_text("")
     # Read on the server: a reload keeps it read.
     bob.page.reload()
-    bob.page.wait_for_function("window.__choir && window.__choir.ready")
+    wait_js(bob.page, "window.__choir && window.__choir.ready")
     expect(bob.page.locator("#notifications-count")).to_have_text("")
     crowd.check_clean()
 
@@ -208,7 +208,7 @@ def test_one_edits_and_deletes_ones_own_message_and_others_see_it(crowd: Crowd, 
     bob.page.screenshot(path=screenshots / "edited.png")
     # After a reload the message still says edited, with its new words.
     ada.page.reload()
-    ada.page.wait_for_function("window.__choir && window.__choir.ready")
+    wait_js(ada.page, "window.__choir && window.__choir.ready")
     mine = ada.message("The heron nests in alders.")
     expect(mine.locator(".edited-mark")).to_be_visible()
     mine.locator(".delete-button").click()
@@ -232,7 +232,7 @@ def test_notifications_missed_while_offline_arrive_on_reconnection(crowd: Crowd)
     ada.create_thread("While away")
     bob.context.set_offline(True)
     bob.page.evaluate("window.__choir.socket.close()")  # the drop a lost network makes
-    bob.page.wait_for_function("window.__choir.socket.state !== 'open'")
+    wait_js(bob.page, "window.__choir.socket.state !== 'open'")
     ada.post(f"@{bob.address[:8]} you missed this")
     bob.page.wait_for_timeout(300)
     assert bob.page.evaluate("window.__choir.socket.state") != "open"

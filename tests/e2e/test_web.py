@@ -12,7 +12,7 @@ from typing import Any
 import base58
 import httpx
 import pytest
-from browser_people import PHONE, WAIT_MS, Crowd
+from browser_people import PHONE, WAIT_MS, Crowd, wait_js
 from harness import Server
 from nacl.signing import SigningKey
 from playwright.sync_api import Browser, Page, expect
@@ -119,7 +119,7 @@ def test_sign_in_with_a_solana_wallet(browser: Browser, server: Server) -> None:
         page = context.new_page()
         page.goto("/")
         page.get_by_role("button", name="Sign in with Phantom").click()
-        page.wait_for_function("window.__choir && window.__choir.ready")
+        wait_js(page, "window.__choir && window.__choir.ready")
         assert _me(page)["address"] == address_of(key)
         assert len(signed) == 1
         assert parse_message(signed[0]).address == address_of(key)
@@ -135,7 +135,7 @@ def test_an_exported_key_signs_in_elsewhere(browser: Browser, server: Server) ->
         page.goto("/")
         page.check("#signin-exportable")
         page.click("#signin-create")
-        page.wait_for_function("window.__choir && window.__choir.ready")
+        wait_js(page, "window.__choir && window.__choir.ready")
         address = _me(page)["address"]
         page.get_by_role("button", name="Export key").click()
         secret = page.input_value("#exported-key")
@@ -147,7 +147,7 @@ def test_an_exported_key_signs_in_elsewhere(browser: Browser, server: Server) ->
         # The key stays in this browser: after signing out, the page offers it again.
         page.click("#sign-out")
         page.get_by_role("button", name=re.compile("Continue with this browser's key")).click()
-        page.wait_for_function("window.__choir && window.__choir.ready")
+        wait_js(page, "window.__choir && window.__choir.ready")
         assert _me(page)["address"] == address
 
         elsewhere = second.new_page()
@@ -155,7 +155,7 @@ def test_an_exported_key_signs_in_elsewhere(browser: Browser, server: Server) ->
         elsewhere.get_by_text("Use a key you already have").click()
         elsewhere.fill("#import-secret", secret)
         elsewhere.get_by_role("button", name="Import and sign in").click()
-        elsewhere.wait_for_function("window.__choir && window.__choir.ready")
+        wait_js(elsewhere, "window.__choir && window.__choir.ready")
         assert _me(elsewhere)["address"] == address
 
         # solana-keygen's JSON array of 64 bytes is accepted too; a wrong public half is refused.
@@ -169,7 +169,7 @@ def test_an_exported_key_signs_in_elsewhere(browser: Browser, server: Server) ->
         expect(elsewhere.locator("#signin-error")).to_contain_text("does not match")
         elsewhere.fill("#import-secret", str(list(bytes(other)) + list(bytes(other.verify_key))))
         elsewhere.get_by_role("button", name="Import and sign in").click()
-        elsewhere.wait_for_function("window.__choir && window.__choir.ready")
+        wait_js(elsewhere, "window.__choir && window.__choir.ready")
         assert _me(elsewhere)["address"] == address_of(other)
     finally:
         first.close()
@@ -265,7 +265,7 @@ def test_a_dropped_connection_resumes_without_loss(crowd: Crowd) -> None:
 
     # Ben's network goes away while Ada writes.
     ben.context.set_offline(True)
-    ben.page.wait_for_function("window.__choir.socket.state !== 'open'")
+    wait_js(ben.page, "window.__choir.socket.state !== 'open'")
     expect(ben.page.locator("#conn-status")).not_to_have_text("Live")
     for text in ("two", "three", "four"):
         ada.post(text)
@@ -284,7 +284,7 @@ def test_a_dropped_connection_resumes_without_loss(crowd: Crowd) -> None:
 
     # Ada writes while offline: her message waits, then goes once the connection is back.
     ada.context.set_offline(True)
-    ada.page.wait_for_function("window.__choir.socket.state !== 'open'")
+    wait_js(ada.page, "window.__choir.socket.state !== 'open'")
     queued = ada.post("seven, written offline", wait_ack=False)
     expect(queued).to_have_attribute("data-state", "pending")
     ada.context.set_offline(False)

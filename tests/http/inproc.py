@@ -4,7 +4,9 @@ do). Fast, for the REST logic; the protocol and the browser keep their real-serv
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +19,7 @@ from sqlalchemy import event
 
 from choir.auth.client import sign_in_message
 from choir.config import Settings
+from choir.realtime.session import Session
 from choir.server.app import create_app
 from choir.server.runtime import Runtime
 
@@ -56,10 +59,43 @@ class InProcess:
 async def in_process(
     data_dir: Path, clock: Callable[[], datetime] | None = None, **overrides: Any
 ) -> AsyncIterator[InProcess]:
-    settings = Settings(data_dir=data_dir, public_url=BASE_URL, sweep_interval_s=3600, **overrides)
+    limits = {"reads_per_minute": 0, "searches_per_minute": 0}  # one client address for every test
+    settings = Settings(data_dir=data_dir, public_url=BASE_URL, sweep_interval_s=3600, **(limits | overrides))
     app = create_app(settings, clock) if clock is not None else create_app(settings)
     async with app.router.lifespan_context(app):
         yield InProcess(app, settings)
+
+
+class Frames:
+    """A connection of the real hub whose frames are kept, driven through the real Session."""
+
+    def __init__(self, ip: InProcess, address: str) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+        async def send(frame: str) -> None:
+            self.sent.append(json.loads(frame))
+
+        async def close(_code: int, _reason: str) -> None:
+            return None
+
+        runtime = ip.runtime
+        conn = runtime.hub.connect(address, send, close, "test")
+        assert conn is not None
+        self.session = Session(runtime, runtime.hub, conn)
+        # The connection's writing side, as the endpoint runs it (replays and queued frames go through it).
+        self.writer = asyncio.get_running_loop().create_task(conn.writer())
+        self.n = 0
+
+    async def request(self, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+        self.n += 1
+        frame_id = f"f{self.n}"
+        await self.session.handle(json.dumps({"id": frame_id, "type": kind, "payload": payload}))
+        for _ in range(200):
+            reply = next((f for f in self.sent if f.get("id") == frame_id), None)
+            if reply is not None:
+                return reply
+            await asyncio.sleep(0.005)
+        raise AssertionError(f"no reply to {kind}")
 
 
 class StatementCounter:

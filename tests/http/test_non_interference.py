@@ -26,10 +26,8 @@ from typing import Any
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from inproc import InProcess, in_process
+from inproc import Frames, InProcess, in_process
 from nacl.signing import SigningKey
-
-from choir.realtime.session import Session
 
 PEOPLE = ("alice", "carol", "dave", "mallory")
 KEYS = {name: SigningKey(bytes([i + 1]) * 32) for i, name in enumerate(PEOPLE)}
@@ -45,38 +43,6 @@ EXAMPLES = int(os.environ.get("CHOIR_NONINTERFERENCE_EXAMPLES", "6"))
 Secret = tuple[str, tuple[str, str], str]
 _TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
 _HEX_ID = re.compile(r"\b[0-9a-f]{16,64}\b")
-
-
-class Frames:
-    """A connection of the real hub whose frames are kept, driven through the real Session."""
-
-    def __init__(self, ip: InProcess, address: str) -> None:
-        self.sent: list[dict[str, Any]] = []
-
-        async def send(frame: str) -> None:
-            self.sent.append(json.loads(frame))
-
-        async def close(_code: int, _reason: str) -> None:
-            return None
-
-        runtime = ip.runtime
-        conn = runtime.hub.connect(address, send, close, "test")
-        assert conn is not None
-        self.session = Session(runtime, runtime.hub, conn)
-        # The connection's writing side, as the endpoint runs it (replays and queued frames go through it).
-        self.writer = asyncio.get_running_loop().create_task(conn.writer())
-        self.n = 0
-
-    async def request(self, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
-        self.n += 1
-        frame_id = f"f{self.n}"
-        await self.session.handle(json.dumps({"id": frame_id, "type": kind, "payload": payload}))
-        for _ in range(200):
-            reply = next((f for f in self.sent if f.get("id") == frame_id), None)
-            if reply is not None:
-                return reply
-            await asyncio.sleep(0.005)
-        raise AssertionError(f"no reply to {kind}")
 
 
 async def _sign_in(ip: InProcess, name: str) -> tuple[str, str]:

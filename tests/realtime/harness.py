@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import base58
 import httpx
 from nacl.signing import SigningKey
 from websockets.asyncio.client import ClientConnection, connect
@@ -22,6 +23,9 @@ from choir.config import Settings
 from choir.server.app import create_app
 
 RECV_TIMEOUT_S = 10.0
+# The operator of every test server (CHOIR_OPERATORS): only they may run the audit over REST.
+OPERATOR_KEY = SigningKey(bytes(range(32)))
+OPERATOR = base58.b58encode(bytes(OPERATOR_KEY.verify_key)).decode()
 
 
 @dataclass
@@ -70,7 +74,8 @@ def run_server(
         data_dir=data_dir,
         public_url=base,
         database_url=database_url,
-        **overrides,
+        # Tests share one loopback address: read limits are off unless a test sets them.
+        **({"operators": OPERATOR, "reads_per_minute": 0, "searches_per_minute": 0} | overrides),
     )
     app = create_app(settings, clock) if clock is not None else create_app(settings)
     with services.run_uvicorn(app, port, ws_max_size=16 * 64 * 1024) as url:
@@ -169,3 +174,15 @@ class Socket:
             if frame["type"] == "event" and frame["payload"]["seq"] is not None:
                 found.append(frame["payload"])
         return found
+
+
+async def operator_audit(server: Server) -> dict[str, Any]:
+    """POST /api/audit as the server's operator (signed in with SIWS), the report as JSON."""
+    operator = User(server, OPERATOR_KEY)
+    await operator.sign_in()
+    async with operator.http() as http:
+        http.timeout = httpx.Timeout(120)
+        response = await http.post("/api/audit")
+    assert response.status_code == 200, response.text
+    report: dict[str, Any] = response.json()
+    return report

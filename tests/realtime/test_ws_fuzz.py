@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from harness import Server, User, run_server
+from harness import Server, User, operator_audit, run_server
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
@@ -185,12 +185,11 @@ def test_fuzzed_frames_are_refused_cleanly_and_commit_nothing(
 
 
 def test_after_the_fuzz_the_audit_is_clean(world: dict[str, Any]) -> None:
-    import httpx
 
     server: Server = world["server"]
     runtime = runtime_of(server)
     assert runtime.indexer is not None
-    report = httpx.post(f"{server.base_url}/api/audit", headers={"Origin": server.origin}, timeout=60).json()
+    report = asyncio.run(operator_audit(server))
     assert report["ok"], report["findings"][:5]
     print(
         f"\nws fuzz: {TALLY['frames']} frames, {TALLY['acks']} acked, {TALLY['refusals']} refused, 0 internal errors"

@@ -89,3 +89,11 @@ async def current_user(request: Request) -> str:
     if address is None:
         raise ApiError(401, "unauthorized", "sign in first")
     return address
+
+
+async def current_operator(request: Request) -> str:
+    """The signed-in operator (an address named in CHOIR_OPERATORS); anyone else is refused."""
+    address = await current_user(request)
+    if address not in deps(request).settings.operator_addresses:
+        raise ApiError(403, "forbidden", "only an operator (CHOIR_OPERATORS) may do this")
+    return address

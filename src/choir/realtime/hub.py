@@ -257,6 +257,21 @@ class Hub:
                 conn.offer(frame)
                 self.revoke_if_left(conn, sub, frame)
 
+    def resync(self) -> int:
+        """Fill every live subscription's gap from the store (after the fan-out lost events: Redis came
+        back). Each holds its live events meanwhile, as for a gap a live event revealed."""
+        filled = 0
+        if self.on_gap is None:
+            return 0
+        for conns in list(self.by_thread.values()):
+            for conn in list(conns):
+                for sub in list(conn.subs.values()):
+                    if not sub.replaying:
+                        sub.replaying = True
+                        self.on_gap(conn, sub)
+                        filled += 1
+        return filled
+
     def revoke_if_left(self, conn: Connection, sub: Subscription, frame: str) -> bool:
         """The event of this connection's user leaving a private thread is the last it gets.
         Returns True when the subscription ended."""

@@ -73,6 +73,7 @@ ERROR_CODES: Final = {
     "invalid_payload": "a field is missing or of the wrong type",
     "invalid_amount": "an amount is not a decimal string of base units",
     "too_large": "the frame or the content is over its limit",
+    "invalid_text": "a text holds what is not Unicode text (a lone surrogate, a NUL)",
     "rate_limited": "more than 100 frames a minute, or more than 5 connections",
     "unauthorized": "no valid session",
     "forbidden": "not allowed for this user",
@@ -269,6 +270,8 @@ def parse(text: str | bytes) -> tuple[str, _Payload]:
         first = exc.errors()[0]
         bad_amount = first["type"] != "missing" and first["loc"][:1] in {(f,) for f in AMOUNT_FIELDS}
         code = "invalid_amount" if bad_amount else "invalid_payload"
+        if first["type"] == "string_unicode":
+            code = "invalid_text"  # a lone surrogate: valid JSON, no valid text
         raise ProtocolError(code, _describe(exc), frame_id) from None
 
 

@@ -37,6 +37,7 @@ from choir.engine.render import render_markdown
 from choir.http import errors as http_errors
 from choir.http import router
 from choir.http.deps import OperatorDesk
+from choir.http.hardening import Door
 from choir.http.routes.auth import SIGN_INS_PER_MINUTE
 from choir.ops import logs
 from choir.ops.metrics import Metrics
@@ -121,7 +122,9 @@ async def _start(
     )
     hub = Hub()
     hub.on_gap = GapFiller(store, hub)
-    broker: Broker = RedisBroker(settings.redis_url) if settings.redis_url else LocalBroker()
+    broker: Broker = (
+        RedisBroker(settings.redis_url, on_resubscribed=hub.resync) if settings.redis_url else LocalBroker()
+    )
     publisher = Publisher(broker, clock)
     metrics = Metrics()
     metrics.count_connections(lambda: hub.connection_count)
@@ -244,4 +247,11 @@ def create_app(
     app.add_api_websocket_route("/ws", websocket_endpoint)
     if WEB_DIR.is_dir():
         app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
+    # Outermost: headers, body limits, Origin and read limits come before any route reads a byte.
+    app.add_middleware(
+        Door,
+        origins=settings.origins,
+        reads_per_minute=settings.reads_per_minute,
+        searches_per_minute=settings.searches_per_minute,
+    )
     return app

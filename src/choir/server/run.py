@@ -72,6 +72,11 @@ def config(settings: Settings) -> uvicorn.Config:
         log_config=None,
         access_log=True,
         backlog=LISTEN_BACKLOG,
+        # X-Forwarded-For is believed only from the proxies named in CHOIR_TRUSTED_PROXIES (uvicorn
+        # would trust it from loopback by default: any same-host proxy passing a client's header on
+        # would then let a client choose its own address, and with it its rate limits).
+        proxy_headers=bool(settings.proxies),
+        forwarded_allow_ips=settings.proxies or [],
     )
 
 

@@ -2,9 +2,9 @@
 operator page), ``GET /api/treasury`` (the treasury's ledger) and ``POST /api/audit``
 (run ``choir audit`` inside the server, against the live vector index).
 
-The audit reads the whole store, so it is an operator's action: it answers only a client
-on the server's own machine (loopback, not forwarded by a proxy) whose ``Origin``, if any,
-is allowed, and one audit runs at a time.
+The audit reads the whole store, so it is an operator's action: it answers only a signed-in
+operator (an address named in ``CHOIR_OPERATORS``) from an allowed ``Origin``, whatever the peer's
+address, and one audit runs at a time.
 """
 
 from __future__ import annotations
@@ -16,9 +16,7 @@ from typing import Any, Final
 
 from fastapi import APIRouter, Request, Response
 
-from choir.auth.origin import origin_allowed
-from choir.http.deps import Deps, deps
-from choir.http.errors import ApiError
+from choir.http.deps import Deps, check_origin, current_operator, deps
 from choir.ops.analytics import stats, treasury
 from choir.ops.audit import AuditReport, audit
 from choir.ops.metrics import CONTENT_TYPE_LATEST
@@ -27,7 +25,6 @@ router = APIRouter()
 # Stats are recomputed at most this often: a page left open must not reread the store each time.
 STATS_TTL_S: Final = 10.0
 INDEX_DRAIN_TIMEOUT_S: Final = 10.0
-_LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 @router.get("/metrics", tags=["ops"], include_in_schema=True)
@@ -55,14 +52,9 @@ async def get_treasury(request: Request) -> dict[str, Any]:
 
 @router.post("/api/audit", tags=["ops"])
 async def post_audit(request: Request) -> dict[str, Any]:
-    d = deps(request)
-    host = request.client.host if request.client else ""
-    if host not in _LOOPBACK or "x-forwarded-for" in request.headers:
-        raise ApiError(403, "forbidden", "the audit is run from the server's own machine")
-    origin = request.headers.get("origin")
-    if origin is not None and not origin_allowed(origin, d.settings.origins):
-        raise ApiError(403, "forbidden", "Origin is not allowed")
-    report = await run_audit(d)
+    check_origin(request)
+    await current_operator(request)
+    report = await run_audit(deps(request))
     return report.to_json()
 
 
