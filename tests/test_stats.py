@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from harness import Server, User, run_server
+from harness import OPERATOR_KEY, Server, User, run_server
 from typer.testing import CliRunner
 
 from choir.cli import app as cli
@@ -297,10 +297,17 @@ def test_the_operator_page_draws_its_plots_and_runs_the_audit_in_a_browser(
 
     with run_server(tmp_path / "data") as server:
         asyncio.run(seed(server))
+        operator = User(server, OPERATOR_KEY)
+        asyncio.run(operator.sign_in())
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(**chromium_launch_options)
             try:
-                page = browser.new_page()
+                # The audit is the operator's alone: the page runs it with the operator's session.
+                context = browser.new_context()
+                context.add_cookies(
+                    [{"name": "choir_session", "value": operator.cookie, "url": server.base_url}]
+                )
+                page = context.new_page()
                 errors: list[str] = []
                 page.on("pageerror", lambda exc: errors.append(str(exc)))
                 page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
