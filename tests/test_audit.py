@@ -189,8 +189,67 @@ def test_a_message_rewritten_with_its_hash_is_caught_by_its_event(db: Path) -> N
         f"WHERE message_id = '{message_id}'",
     )
     report = audit_file(db)
-    assert report.kinds() == {"message_event"}
+    # ... and the change log, which committed the hash it was published with.
+    assert report.kinds() == {"message_event", "version_log"}
     assert details(report, "message_event")[0].startswith(f"message {message_id} in {thread_id}: stored hash")
+    logged = str(_first(db, f"SELECT content_hash FROM changes WHERE ref = '{message_id}'"))
+    assert details(report, "version_log") == [
+        f"version 1 of {message_id}: stored hash {content_hash(forged)[:12]}… but the change log committed "
+        f"{logged[:12]}…"
+    ]
+
+
+def test_a_stakes_text_edited_in_the_store_breaks_its_hash(db: Path) -> None:
+    spec_id = _first(db, "SELECT spec_id FROM specs WHERE content != '' LIMIT 1 OFFSET 5")
+    run_sql(db, f"UPDATE specs SET content = content || ' and more' WHERE spec_id = '{spec_id}'")
+    report = audit_file(db)
+    assert report.kinds() == {"spec_hash"}
+    assert details(report, "spec_hash")[0].startswith(f"spec {spec_id}: stored hash")
+
+
+def test_a_stake_rewritten_with_its_hash_is_caught_by_its_event(db: Path) -> None:
+    spec_id = _first(db, "SELECT spec_id FROM specs WHERE content != '' LIMIT 1 OFFSET 7")
+    forged = "a forged spec"
+    run_sql(
+        db,
+        f"UPDATE specs SET content = '{forged}', content_hash = '{content_hash(forged)}' WHERE spec_id = '{spec_id}'",
+    )
+    report = audit_file(db)
+    assert report.kinds() == {"spec_hash"}
+    assert details(report, "spec_hash") == [
+        f"spec {spec_id}: its text differs from the text its event staked"
+    ]
+
+
+def test_an_earlier_version_rewritten_is_caught(db: Path) -> None:
+    message_id, version = _row(
+        db, "SELECT message_id, version FROM message_versions WHERE content IS NOT NULL LIMIT 1"
+    )
+    run_sql(
+        db,
+        f"UPDATE message_versions SET content = content || '!' WHERE message_id = '{message_id}' AND version = {version}",
+    )
+    report = audit_file(db)
+    assert report.kinds() == {"version_hash"}
+    assert details(report, "version_hash")[0].startswith(f"version {version} of {message_id}: stored hash")
+
+
+def test_an_earlier_version_rewritten_with_its_hash_is_caught_by_the_change_log(db: Path) -> None:
+    message_id, version = _row(
+        db, "SELECT message_id, version FROM message_versions WHERE content IS NOT NULL LIMIT 1 OFFSET 1"
+    )
+    forged = "what was never said"
+    run_sql(
+        db,
+        f"UPDATE message_versions SET content = '{forged}', content_hash = '{content_hash(forged)}' "
+        f"WHERE message_id = '{message_id}' AND version = {version}",
+    )
+    report = audit_file(db)
+    assert "version_log" in report.kinds() and "version_hash" not in report.kinds()
+    assert any(
+        d.startswith(f"version {version} of {message_id}: stored hash")
+        for d in details(report, "version_log")
+    )
 
 
 def test_a_message_without_its_event_is_named(db: Path) -> None:

@@ -142,16 +142,20 @@ async def same_answers(a: Server, b: Server) -> None:
     alice = User(a)
     await alice.sign_in()
     thread = await alice.create_thread("Garden notes")
+    posted: dict[str, str] = {}
     async with alice.socket() as sock:
         for prior in PRIORS:
-            assert (await sock.request("post", {"thread_id": thread["thread_id"], "content": prior}))[
-                "type"
-            ] == "ack"
+            ack = await sock.request("post", {"thread_id": thread["thread_id"], "content": prior})
+            assert ack["type"] == "ack", ack
+            posted[prior] = ack["payload"]["message_id"]
     deadline = time.monotonic() + 60
-    # The writing process indexes its posts just after committing them: wait until meaning finds each.
-    for prior in PRIORS:
-        while len(await search(b, prior, "vector")) < 1 and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
+    # The writing process indexes its posts just after committing them: wait until meaning finds each
+    # (itself, not merely something) on both, so that neither answers from an index still filling.
+    for server in (a, b):
+        for prior, message_id in posted.items():
+            while message_id not in await search(server, prior, "vector"):
+                assert time.monotonic() < deadline, f"{prior!r} never indexed"
+                await asyncio.sleep(0.2)
     for query in ("Sungold tomatoes split", "feeding a starter"):
         assert await search(a, query) == await search(b, query) != []
     prompt = "How much sun do tomatoes need?"

@@ -8,6 +8,7 @@ import contextlib
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import func, select
 
 from choir.engine import Coordinator
 from choir.program import (
@@ -55,6 +56,8 @@ steps = st.lists(
 @example(
     history=[("thread", "ann", Visibility.PRIVATE), ("follow", "ben", 0, True), ("post", "ann", 0, ["ben"])]
 )
+# An answer told before its asker unfollowed the thread.
+@example(history=[("thread", "ann", Visibility.PUBLIC), ("answer", "ann", 0), ("follow", "ann", 0, False)])
 def test_notifications_keep_their_rules(history: list[tuple[object, ...]]) -> None:
     coordinator = Coordinator.open(Store("sqlite://"))
     store = coordinator.store
@@ -62,13 +65,20 @@ def test_notifications_keep_their_rules(history: list[tuple[object, ...]]) -> No
         coordinator.execute(Grant(person, 100 * 10**9, f"g-{person}"))
     threads: list[str] = []
     unfollowed: set[tuple[str, str]] = set()
+    # (person, thread) -> the last notification id when they unfollowed it: none after may be a reply.
+    unfollowed_at: dict[tuple[str, str], int] = {}
     chosen: set[tuple[str, str]] = set()  # an explicit follow or unfollow
     askers: set[tuple[str, str]] = set()  # (asker, thread) of each answer
     for counter, step in enumerate(history, start=1):
         with contextlib.suppress(ProgramError):
             _play(coordinator, store, step, threads, unfollowed, counter, askers)
         if step[0] == "follow" and threads:
-            chosen.add((str(step[1]), threads[int(str(step[2])) % len(threads)]))
+            key = (str(step[1]), threads[int(str(step[2])) % len(threads)])
+            chosen.add(key)
+            if key in unfollowed:
+                unfollowed_at.setdefault(key, _last_notification(store))
+            else:
+                unfollowed_at.pop(key, None)
     with store.engine.connect() as conn:
         rows = conn.execute(schema.notifications.select().order_by(schema.notifications.c.id)).all()
     state = coordinator.state
@@ -85,7 +95,8 @@ def test_notifications_keep_their_rules(history: list[tuple[object, ...]]) -> No
             assert key not in seen, "one message told one person twice"
             seen.add(key)
             if row.kind == "reply":
-                assert (row.address, row.thread_id) not in unfollowed
+                # Told before they unfollowed is fine; after, it is not.
+                assert row.id <= unfollowed_at.get((row.address, row.thread_id), row.id)
         if row.kind == "spec.awaiting":
             assert data["author"] != row.address
     assert [r.id for r in rows] == list(range(1, len(rows) + 1))
@@ -96,6 +107,12 @@ def test_notifications_keep_their_rules(history: list[tuple[object, ...]]) -> No
     wrote = {(ref.author, ref.thread_id) for ref in state.messages.values() if ref.author in PEOPLE}
     for key in (wrote | askers) - chosen:
         assert following.get(key) is True, f"{key} wrote or asked there but does not follow"
+
+
+def _last_notification(store: Store) -> int:
+    n = schema.notifications
+    with store.engine.connect() as conn:
+        return int(conn.execute(select(func.coalesce(func.max(n.c.id), 0))).scalar_one())
 
 
 def _play(

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from choir.program import ProgramError, errors
+from choir.store.faults import unavailable
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,7 @@ _ACTIONS: Final = {
     "too_large": Code(413, "the frame, body or content is over its limit"),
     "not_anchored": Code(409, "the message's version is not anchored on a chain (yet)"),
     "unavailable": Code(503, "the service this needs is not running on this server"),
+    "store_unavailable": Code(503, "the database is unreachable for now; nothing was changed; retry"),
     "bad_json": Code(422, "the frame is not one JSON object"),
     "unknown_type": Code(422, "the frame's type is not one of the client types"),
     "not_subscribed": Code(409, "unsubscribe from a thread never subscribed"),
@@ -74,6 +76,14 @@ REFUSALS: Final[dict[str, Code]] = {
     for code, cls in errors.ERROR_CODES.items()
     if code not in _ACTIONS
 } | _ACTIONS
+
+
+def unexpected(error: BaseException) -> tuple[str, str]:
+    """The code and message for an exception no handler expected: the database away for now is
+    ``store_unavailable`` (retryable: nothing changed); anything else is a bug, ``internal``."""
+    if unavailable(error):
+        return "store_unavailable", "the database is unreachable for now; nothing was changed; retry"
+    return "internal", "the server failed; nothing was changed"
 
 
 def status_of(code: str) -> int:

@@ -38,9 +38,7 @@ async def post(ctx: Context, address: str, thread_id: str, content: str) -> dict
     message_id = secrets.token_hex(12)
     mentions: tuple[str, ...] = ()
     if inbox.mention_tokens(content):
-        thread = ctx.writer.snapshot().threads.get(thread_id)
-        co_authors = thread.co_authors if thread is not None else ()
-        mentions = await read_store(ctx, inbox.resolve_mentions, content, co_authors)
+        mentions = await read_store(ctx, inbox.resolve_mentions, content)
     outcome = await ctx.writer.execute(
         PostMessage(address, thread_id, message_id, content, novelty_ppm=None, mentions=mentions)
     )

@@ -7,7 +7,7 @@ AuthError(code, message)              401 unless noted
 ├── field_mismatch                    ``.field`` names the field that differs from what was issued
 ├── stale_issued_at                   Issued At more than 10 minutes from the server's clock
 ├── bad_signature                     a well-formed signature that does not verify
-└── DisplayNameError                  invalid_display_name (400), unknown_user (404)
+└── DisplayNameError                  invalid_display_name (400), name_taken (409), unknown_user (404)
 """
 
 from __future__ import annotations
@@ -33,4 +33,4 @@ class SiwsError(AuthError):
 class DisplayNameError(AuthError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(code, message)
-        self.status = 404 if code == "unknown_user" else 400
+        self.status = {"unknown_user": 404, "name_taken": 409}.get(code, 400)

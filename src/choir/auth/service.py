@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from sqlalchemy import delete, false, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 
 from choir.auth.errors import AuthError, DisplayNameError
 from choir.auth.siws import SiwsFields, decode_address, decode_signature, parse_message, parse_time
 from choir.auth.siws import verify_signature as signature_valid
 from choir.store import schema
+from choir.store.names import name_digests
 
 if TYPE_CHECKING:
     from choir.store.sql import Store
@@ -184,11 +186,19 @@ class AuthService:
     def _open_session(self, address: str) -> str:
         now = self._now()
         token = secrets.token_urlsafe(SESSION_TOKEN_BYTES)
+        default = short_address(address)
+        try:
+            return self._open(address, default, name_digests(default), token, now)
+        except IntegrityError:
+            # Another's short address reads as this one's (an astronomically rare look-alike): the
+            # newcomer keeps it unkeyed until they choose a name.
+            return self._open(address, default, None, token, now)
+
+    def _open(self, address: str, name: str, keys: tuple[str, str] | None, token: str, now: datetime) -> str:
+        name_key, look_key = keys or (None, None)
+        row = {"address": address, "display_name": name, "name_key": name_key, "look_key": look_key}
         with self.store.begin() as conn:
-            conn.execute(
-                self._insert_user,
-                {"address": address, "display_name": short_address(address), "created_at": now},
-            )
+            conn.execute(self._insert_user, row | {"created_at": now})
             conn.execute(
                 schema.sessions.insert().values(
                     token_hash=token_hash(token),
@@ -236,10 +246,21 @@ class AuthService:
     def set_display_name(self, address: str, name: str) -> str:
         """Validate and store a user's display name; returns it as stored (NFC, trimmed)."""
         clean = check_display_name(name)
-        with self.store.begin() as conn:
-            updated = conn.execute(
-                update(schema.users).where(schema.users.c.address == address).values(display_name=clean)
-            )
+        keys = name_digests(clean)
+        users = schema.users
+        try:
+            with self.store.begin() as conn:
+                updated = conn.execute(
+                    update(users)
+                    .where(users.c.address == address)
+                    .values(display_name=clean, name_key=keys[0], look_key=keys[1])
+                )
+        except IntegrityError:
+            raise DisplayNameError(
+                "name_taken",
+                f"{clean!r} is taken: someone here has a name that reads the same "
+                "(the same letters in another case, or look-alike letters); choose another",
+            ) from None
         if updated.rowcount != 1:
             raise DisplayNameError("unknown_user", "no user with this address has signed in")
         return clean

@@ -25,6 +25,7 @@ from choir.chorus.embed import Embedder
 from choir.engine import Commit, Result, Snapshot, Snapshots
 from choir.program import AI_AUTHOR, Instruction, Message, Outcome, Revision, SetNovelty, Thread, Visibility
 from choir.rewards import novelty_ppm
+from choir.store.faults import unavailable
 from choir.store.sql import Store
 from choir.store.vectors import VectorIndex, VectorPoint
 
@@ -41,6 +42,11 @@ NOVELTY_NEIGHBOURS: Final = 3
 # fan-out and the SQL writer come first, and indexing takes what they leave (a message is still
 # searchable within a second at the loads measured).
 INDEXER_NICENESS: Final = 10
+# A batch that failed is tried again: while the database is away, for as long as it is away (waits
+# doubling up to the last); after another failure (a bug), this many times, then left to the audit
+# and the next start's catch-up.
+RETRY_WAITS_S: Final = (0.2, 0.5, 1.0, 2.0, 5.0)
+RETRIES_AFTER_BUG: Final = 2
 
 
 def _lower_priority() -> None:
@@ -102,12 +108,31 @@ class Indexer:
                 batch.append(self.queue.get_nowait())
             if None in batch:
                 return
-            try:
-                await self._index([o for o in batch if o is not None])
-            except Exception:
-                log.exception("indexing failed")
+            await self._index_retrying([o for o in batch if o is not None])
             if self.queue.empty():
                 self.idle.set()
+
+    async def _index_retrying(self, outcomes: Sequence[Outcome]) -> None:
+        """Index one batch, again after a failure: every step is idempotent (an upsert, a delete, a
+        novelty weight recorded once), so a retry after a half-done attempt finishes it."""
+        bugs = 0
+        attempt = 0
+        while True:
+            try:
+                await self._index(outcomes)
+                return
+            except Exception as exc:
+                if not unavailable(exc):
+                    bugs += 1
+                    if bugs > RETRIES_AFTER_BUG:
+                        log.exception("indexing failed; left to the audit and the next start")
+                        return
+                    log.warning("indexing failed (%s); trying again", exc)
+                else:
+                    log.warning("indexing waits for the database: %s", exc)
+                wait_s = RETRY_WAITS_S[min(attempt, len(RETRY_WAITS_S) - 1)]
+                attempt += 1
+                await asyncio.sleep(wait_s)
 
     async def _index(self, outcomes: Sequence[Outcome]) -> None:
         messages = [m for o in outcomes for m in o.messages]

@@ -14,6 +14,7 @@ from choir.engine.commits import CommitFeed
 from choir.engine.coordinator import Coordinator, Refused, Result
 from choir.engine.snapshot import Snapshot
 from choir.program import Instruction, Outcome
+from choir.store.faults import StoreUnavailable, unavailable
 
 log = logging.getLogger(__name__)
 # Group commit: at most this many queued instructions share one transaction.
@@ -31,6 +32,8 @@ class Writer:
         self.feed: CommitFeed = coordinator.feed
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue(max_queue)
         self._task: asyncio.Task[None] | None = None
+        # False from a write that failed because the database was unreachable until one commits.
+        self.store_reachable = True
 
     def snapshot(self) -> Snapshot:
         """The last committed snapshot (the ``Snapshots`` port)."""
@@ -72,10 +75,20 @@ class Writer:
         try:
             results, commit = await asyncio.to_thread(self.sync.write, instructions)
         except Exception as exc:
+            failure: Exception = exc
+            if unavailable(exc):
+                # Nothing committed: each caller may send the same again once the database is back.
+                self.store_reachable = False
+                log.warning(
+                    "the database is unreachable; %d instructions refused: %s", len(instructions), exc
+                )
+                failure = StoreUnavailable("the database is unreachable for now; nothing was changed; retry")
+                failure.__cause__ = exc
             for _, future in batch:
                 if not future.done():
-                    future.set_exception(exc)
+                    future.set_exception(failure)
             return
+        self.store_reachable = True
         if commit is not None:
             self.feed.emit(commit)
         start = 0

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from choir.actions.refusals import Refusal, program_status, status_of
+from choir.actions.refusals import Refusal, program_status, status_of, unexpected
 from choir.program import ProgramError
 
 
@@ -62,7 +62,16 @@ async def http_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body(code, str(exc.detail)), status_code=exc.status_code)
 
 
+async def unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
+    """What no other handler took: the database away for now (503, retryable, with Retry-After)
+    or a bug (500 ``internal``, logged by the server with its trace)."""
+    code, message = unexpected(exc)
+    headers = {"Retry-After": "1"} if code == "store_unavailable" else None
+    return JSONResponse(body(code, message), status_code=status_of(code), headers=headers)
+
+
 def install(app: FastAPI) -> None:
+    app.add_exception_handler(Exception, unexpected_error)
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(ProgramError, program_error)
     app.add_exception_handler(Refusal, refusal)

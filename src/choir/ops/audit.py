@@ -14,7 +14,14 @@ names the account, transfer, spec, thread or message):
                            (so a tampered balance and a tampered transfer are both caught)
     escrow               a pending spec's escrow holds its stake; a settled one holds nothing
     co_authors           a thread's co-authors are never empty, never repeated, within the limit
+    spec_hash            a spec's staked text hashes to its content_hash, and its spec.submitted
+                           event carries the same text (blank only once the message it became is
+                           deleted: a deletion takes its copies)
     message_hash         content_hash = sha256(content), unique per thread
+    version_hash         every earlier version's text hashes to its content_hash (none is kept
+                           once the message is deleted)
+    version_log          every version of every message is in the change log with the hash the
+                           log committed (the one a chain anchors)
     message_event        a message's content and hash are those of its `message.posted` event
                            (so a message rewritten together with its hash is still caught)
     message_thread       a message belongs to a known thread
@@ -141,6 +148,8 @@ def audit(store: Store, index: VectorIndex | None = None, chain: ChainSource | N
         messages = _check_messages(conn, report, threads)
         _check_events(conn, report, threads)
         _check_message_events(conn, report, messages)
+        _check_versions(conn, report, messages)
+        _check_spec_texts(conn, report)
         if chain is not None:
             from choir.chain.audit_checks import read_settled
 
@@ -471,6 +480,83 @@ def _event_fields(data: Any) -> tuple[str, str, str] | None:
     if not (isinstance(message_id, str) and isinstance(content, str) and isinstance(claimed, str)):
         return None
     return message_id, content, claimed
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _check_versions(conn: Connection, report: AuditReport, messages: dict[str, _Message]) -> None:
+    """Earlier versions against their hashes, and every version against the change log."""
+    v, c = schema.message_versions, schema.changes
+    hashes: dict[tuple[str, int], str] = {
+        (mid, msg.version): msg.content_hash for mid, msg in messages.items()
+    }
+    query = select(v.c.message_id, v.c.version, v.c.content, v.c.content_hash)
+    for message_id, version, content, stored_hash in _rows(conn, query):
+        report.checked["versions"] += 1
+        hashes[(message_id, version)] = stored_hash
+        message = messages.get(message_id)
+        if message is None:
+            report.add("version_hash", f"version {version} of {message_id}, a message the store lacks")
+        elif content is None:
+            if not message.deleted:
+                report.add("version_hash", f"version {version} of {message_id} lost its text")
+        elif message.deleted:
+            report.add("version_hash", f"version {version} of deleted message {message_id} still holds text")
+        elif _sha256(content) != stored_hash:
+            report.add(
+                "version_hash",
+                f"version {version} of {message_id}: stored hash {stored_hash[:12]}… but its text hashes "
+                f"to {_sha256(content)[:12]}…",
+            )
+    logged: dict[tuple[str, int], str | None] = {}
+    query = select(c.c.ref, c.c.version, c.c.content_hash).where(c.c.kind.in_(("m", "v")))
+    for ref, version, logged_hash in _rows(conn, query):
+        logged[(ref, version or 1)] = logged_hash
+    for key, stored_hash in hashes.items():
+        message_id, version = key
+        if key not in logged:
+            report.add("version_log", f"version {version} of {message_id} is not in the change log")
+        elif logged[key] != stored_hash:
+            report.add(
+                "version_log",
+                f"version {version} of {message_id}: stored hash {stored_hash[:12]}… but the change log "
+                f"committed {str(logged[key])[:12]}…",
+            )
+
+
+def _check_spec_texts(conn: Connection, report: AuditReport) -> None:
+    """A spec's text against its hash and against the event that staked it."""
+    s, e, v, m = schema.specs, schema.events, schema.message_versions, schema.messages
+    # A spec approved became a message with its text; deleting that message blanks the spec's copies.
+    deleted_firsts = set(
+        conn.execute(
+            select(v.c.content_hash)
+            .join(m, m.c.message_id == v.c.message_id)
+            .where(v.c.version == 1, m.c.deleted_at.is_not(None))
+        ).scalars()
+    )
+    staked: dict[str, str] = {}
+    for (data,) in _rows(conn, select(e.c.data).where(e.c.kind == "spec.submitted")):
+        body = json.loads(data) if isinstance(data, str) else data
+        if isinstance(body, dict) and isinstance(body.get("spec_id"), str):
+            staked[body["spec_id"]] = str(body.get("content", ""))
+    for spec_id, content, stored_hash in _rows(conn, select(s.c.spec_id, s.c.content, s.c.content_hash)):
+        blanked = stored_hash in deleted_firsts
+        if content == "" and blanked:
+            pass
+        elif _sha256(content) != stored_hash:
+            report.add(
+                "spec_hash",
+                f"spec {spec_id}: stored hash {stored_hash[:12]}… but its text hashes to {_sha256(content)[:12]}…",
+            )
+            continue
+        event_text = staked.get(spec_id)
+        if event_text is None:
+            report.add("spec_hash", f"spec {spec_id}: no spec.submitted event stakes it")
+        elif event_text != content and not (event_text == "" and blanked):
+            report.add("spec_hash", f"spec {spec_id}: its text differs from the text its event staked")
 
 
 # -- the vector index ---------------------------------------------------------------------

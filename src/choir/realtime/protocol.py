@@ -79,6 +79,7 @@ ERROR_CODES: Final = {
     "forbidden": "not allowed for this user",
     "not_subscribed": "unsubscribe from a thread never subscribed",
     "slow_consumer": "the client fell too far behind and was disconnected",
+    "store_unavailable": "the database is unreachable for now; nothing was changed; retry",
     "internal": "the server failed; nothing was changed",
 }
 

@@ -16,11 +16,16 @@ from typing import Any, Final
 
 from choir.actions.views import iso
 from choir.realtime import protocol
-from choir.realtime.hub import Connection, Hub, Subscription
+from choir.realtime.hub import Connection, ConnState, Hub, Subscription
+from choir.store.faults import unavailable
 from choir.store.sql import Store
 
 log = logging.getLogger(__name__)
 REPLAY_PAGE: Final = 500
+# While the database is away, a gap waits for it (its live events held) this long before the
+# connection is closed so that its client resumes.
+GAP_WAIT_S: Final = 60.0
+GAP_RETRY_S: Final = 0.5
 
 
 async def replay(store: Store, hub: Hub, conn: Connection, sub: Subscription) -> None:
@@ -57,9 +62,18 @@ class GapFiller:
         task.add_done_callback(self.tasks.discard)
 
     async def _fill(self, conn: Connection, sub: Subscription) -> None:
-        try:
-            await replay(self.store, self.hub, conn, sub)
-        except Exception:
-            # The connection is closing or the store failed: the client resumes with since_seq.
-            log.warning("filling a gap failed; closing the connection so that it resumes", exc_info=True)
-            conn.shut(1011, "resume with since_seq")
+        waited_s = 0.0
+        while True:
+            try:
+                # Resumable: the replay goes on from the last seq it sent.
+                await replay(self.store, self.hub, conn, sub)
+                return
+            except Exception as exc:
+                if unavailable(exc) and waited_s < GAP_WAIT_S and conn.state is ConnState.OPEN:
+                    await asyncio.sleep(GAP_RETRY_S)
+                    waited_s += GAP_RETRY_S
+                    continue
+                # The connection is closing, or the store failed for good: the client resumes with since_seq.
+                log.warning("filling a gap failed; closing the connection so that it resumes", exc_info=True)
+                conn.shut(1011, "resume with since_seq")
+                return

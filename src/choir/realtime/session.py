@@ -14,7 +14,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from choir.actions import inbox, writes
 from choir.actions.context import Context, readable_thread, snapshot
 from choir.actions.inbox import NOTIFICATIONS_REPLAYED
-from choir.actions.refusals import Refusal
+from choir.actions.refusals import Refusal, unexpected
 from choir.actions.views import iso
 from choir.auth.ratelimit import TokenBucket
 from choir.program import ProgramError, Visibility
@@ -103,9 +103,11 @@ class Session:
             self.send_error(frame_id, exc.code, exc.message)
         except ProgramError as exc:
             self.send_error(frame_id, exc.code, exc.message)
-        except Exception:
-            log.exception("frame handler failed")
-            self.send_error(frame_id, "internal", "the server failed on this frame; nothing was changed")
+        except Exception as exc:
+            code, message = unexpected(exc)
+            if code == "internal":
+                log.exception("frame handler failed")
+            self.send_error(frame_id, code, message)
 
     def send_ack(self, frame_id: str, payload: dict[str, Any]) -> None:
         self.conn.offer(protocol.ack(frame_id, payload))
@@ -135,7 +137,14 @@ class Session:
         # Subscribe first, holding live events, so none slips between the replay and live.
         sub = hub.subscribe(self.conn, p.thread_id, p.since_seq, replaying=True, private=private)
         self.send_ack(frame_id, {"thread_id": p.thread_id, "seq": latest})
-        await replay(self.ctx.store, hub, self.conn, sub)
+        try:
+            await replay(self.ctx.store, hub, self.conn, sub)
+        except Exception:
+            # Not subscribed after all (the store failed mid-replay): the client's error frame says
+            # whether to retry, and a retried subscribe starts clean.
+            if self.conn.subs.get(p.thread_id) is sub:
+                hub.unsubscribe(self.conn, p.thread_id)
+            raise
 
     async def unsubscribe(self, frame_id: str, p: Unsubscribe) -> None:
         if not self.hub.unsubscribe(self.conn, p.thread_id):

@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from choir.program import AI_AUTHOR, Outcome, notices
 from choir.store import schema
+from choir.store.names import name_digests, same_name
 
 KINDS: Final = notices.KINDS
 PAGE_MAX: Final = 200
@@ -67,21 +68,18 @@ def mention_tokens(content: str) -> list[str]:
     return list(dict.fromkeys(MENTION_RE.findall(content)))[:MENTIONS_MAX]
 
 
-def resolve_mentions(conn: Connection, content: str, co_authors: Sequence[str] = ()) -> tuple[str, ...]:
-    """The addresses a message's @tokens name: people whose display name is the token (any case;
-    co-authors of the thread first when several share it), or the one address it begins."""
+def resolve_mentions(conn: Connection, content: str) -> tuple[str, ...]:
+    """The addresses a message's @tokens name: the one person whose display name is the token
+    exactly but for case (a look-alike of a name names nobody: ``@аlice`` with a Cyrillic ``а`` is
+    not alice), or the one address it begins."""
     found: dict[str, None] = {}
     u = schema.users
     for token in mention_tokens(content):
-        named = [
-            r.address
-            for r in conn.execute(
-                select(u.c.address).where(func.lower(u.c.display_name) == token.lower()).limit(MENTIONS_MAX)
-            )
-        ]
-        preferred = [a for a in named if a in co_authors]
-        if preferred or named:
-            found.update(dict.fromkeys(preferred or named))
+        holder = conn.execute(
+            select(u.c.address, u.c.display_name).where(u.c.name_key == name_digests(token)[0])
+        ).first()
+        if holder is not None and same_name(holder.display_name, token):
+            found[holder.address] = None
             continue
         if len(token) >= ADDRESS_PREFIX_MIN:
             starts = [

@@ -218,8 +218,14 @@ users = Table(
     Column("address", String(64), primary_key=True),
     Column("display_name", String(64)),
     Column("created_at", UTCTime, nullable=False),
-    # Mentions resolve a name whatever its case (store.inbox.resolve_mentions).
+    # store.names.name_digests of the display name: one holder per name, case and look-alikes folded
+    # (NULL only for a name held before names were keyed and already taken then).
+    Column("name_key", String(64), nullable=True),
+    Column("look_key", String(64), nullable=True),
+    # Completion finds a name by its start whatever its case (store.inbox.complete_people).
     Index("ix_users_display_name_lower", text("lower(display_name)")),
+    Index("ix_users_name_key", "name_key", unique=True),
+    Index("ix_users_look_key", "look_key", unique=True),
 )
 
 sessions = Table(

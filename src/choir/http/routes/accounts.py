@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-from typing import Any
+from typing import Any, Final
 
 from fastapi import APIRouter, Request
 
-from choir.http.deps import deps, snapshot
+from choir.http.deps import Deps, deps, snapshot
 from choir.http.errors import ApiError
 from choir.ledger import POOL_NEW_MESSAGES, SUPPLY, TREASURY, AccountClass, user_account
 
 router = APIRouter()
+# /health answers within about this long even when the database hangs (a paused host).
+HEALTH_PROBE_TIMEOUT_S: Final = 2.0
 
 
 @router.get("/api/accounts/{address}", tags=["accounts"])
@@ -37,16 +40,26 @@ async def ledger_summary(request: Request) -> dict[str, Any]:
     }
 
 
+async def _store_health(d: Deps) -> str:
+    try:
+        await asyncio.wait_for(asyncio.to_thread(d.store.ping), HEALTH_PROBE_TIMEOUT_S)
+    except Exception:
+        return "degraded"
+    return "ok"
+
+
 @router.get("/health", tags=["ops"])
 async def health(request: Request) -> dict[str, Any]:
     d = deps(request)
     # Fan-out between processes down (Redis unreachable): writes are stored, live delivery across
     # processes waits for it; the process still answers, "degraded".
     fan_out = "ok" if d.broker.connected else "degraded"
+    # The database away: writes are refused with store_unavailable (retryable) until it returns.
+    store = await _store_health(d)
     # The pid tells which of several processes on one port answered (`choir serve --workers N`).
     return {
-        "status": "ok" if fan_out == "ok" else "degraded",
-        "dependencies": {"fan_out": fan_out},
+        "status": "ok" if fan_out == store == "ok" else "degraded",
+        "dependencies": {"fan_out": fan_out, "store": store},
         "version": d.writer.snapshot().version,
         "connections": d.hub.connection_count,
         "pid": os.getpid(),

@@ -101,5 +101,5 @@ async def update_me(body: ProfileBody, request: Request) -> dict[str, Any]:
     try:
         await asyncio.to_thread(d.auth.set_display_name, address, body.display_name)
     except AuthError as exc:
-        raise ApiError(422, exc.code, exc.message) from None
+        raise ApiError(409 if exc.code == "name_taken" else 422, exc.code, exc.message) from None
     return await _me(d, address)
