@@ -149,3 +149,30 @@ async def test_text_that_is_not_text_is_refused_with_a_code(ip: InProcess) -> No
         reply = await who.request(kind, payload)
         assert reply["type"] == "error" and reply["payload"]["code"] == "invalid_text", (kind, reply)
     assert (await frames.request("ping", {}))["type"] == "ack"  # the socket lives on
+
+
+@pytest.mark.timeout(60)
+def test_read_limits_are_shared_by_the_processes_of_one_redis(tmp_path: Path, redis_url: str) -> None:
+    from harness import run_server
+
+    limits = {"reads_per_minute": 60, "redis_url": redis_url}
+    with run_server(tmp_path / "a", **limits) as a, run_server(tmp_path / "b", **limits) as b:
+        # One client (by its address: no session) alternating between two processes: one allowance.
+        statuses = [
+            httpx.get(f"{server.base_url}/api/threads", timeout=10).status_code
+            for _ in range(10)
+            for server in (a, b)
+        ]
+    # A burst of 12 of the minute's 60 in all (a refill of at most one more while the 20 go).
+    assert statuses.count(200) in (12, 13), statuses
+    assert statuses[-1] == 429
+
+
+@pytest.mark.timeout(60)
+def test_read_limits_hold_per_process_while_redis_is_away(tmp_path: Path) -> None:
+    from harness import run_server
+
+    away = f"redis://127.0.0.1:{services.free_port()}/0"
+    with run_server(tmp_path / "a", reads_per_minute=60, redis_url=away) as a:
+        statuses = [httpx.get(f"{a.base_url}/api/threads", timeout=10).status_code for _ in range(14)]
+    assert statuses[:12] == [200] * 12 and statuses[12:] == [429, 429], statuses

@@ -19,6 +19,7 @@ from choir.program import (
     EditMessage,
     Expire,
     Grant,
+    PostAnswer,
     PostMessage,
     ProgramError,
     RecordCitations,
@@ -267,6 +268,14 @@ def _(world) -> None:
     world.do(DeleteMessage("alice", "m1"))
     world.refuse(EditMessage("alice", "m1", "back"), "message_deleted")
     world.refuse(DeleteMessage("alice", "m1"), "message_deleted")
+
+
+@scenario("answer_changed")
+def _(world) -> None:
+    world.do(CreateThread("alice", "t", "title"))
+    world.do(PostMessage("alice", "t", "m1", "quoted soon"))
+    world.do(PostAnswer("q1", "alice", "t", "a1", "> quoted soon [1]", (CitationInput(1, "m1", 900_000),)))
+    world.refuse(DeleteMessage("alice", "m1", (("a1", 2, "> removed [1]"),)), "answer_changed")
 
 
 @scenario("unchanged")

@@ -88,10 +88,23 @@ def deep(depth: int) -> str:
 def frames(draw: st.DrawFn, thread_ids: list[str]) -> tuple[str, str | bytes]:
     """("text" | "binary" | "raw", data): what to put on the socket."""
     ids = st.sampled_from(thread_ids)
-    kind = draw(st.sampled_from(["typed", "typed", "typed", "envelope", "deep", "binary", "utf8", "large"]))
+    kind = draw(
+        st.sampled_from(["typed", "typed", "typed", "hostile", "envelope", "deep", "binary", "utf8", "large"])
+    )
     frame_id = draw(st.one_of(st.text(min_size=1, max_size=20), st.sampled_from(["x" * 65, ""])))
     if kind == "typed":
         frame = {"id": frame_id, "type": draw(st.sampled_from(CLIENT_TYPES)), "payload": draw(payloads(ids))}
+        return "text", json.dumps(frame)
+    if kind == "hostile":
+        # Text JSON carries and no store accepts: lone surrogates (as \u escapes), NULs, controls.
+        hostile = draw(
+            st.one_of(
+                st.text(st.characters(codec=None, categories=["Cs", "Cc"]), min_size=1, max_size=8),
+                st.sampled_from(["\ud800", "a\udfffb", "\x00", "ok\x00", "\u202e"]),
+            )
+        )
+        payload = draw(payloads(ids)) | {draw(st.sampled_from(["content", "prompt", "thread_id"])): hostile}
+        frame = {"id": frame_id, "type": draw(st.sampled_from(CLIENT_TYPES)), "payload": payload}
         return "text", json.dumps(frame)
     if kind == "envelope":
         frame = draw(

@@ -6,17 +6,23 @@ tells its submitter that the id is a thread, and nothing of what it holds."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from typing import Any, Final
 
 from choir import program
 from choir.actions.context import Context, read_store, readable_thread, snapshot
 from choir.actions.refusals import Refusal
+from choir.chorus.citations import redact_quotes
 from choir.chorus.service import AskRefused, Echo
 from choir.program import PostMessage, SubmitSpec, Vote
+from choir.program.errors import AnswerChanged
+from choir.program.revisions import MAX_REDACTIONS
 from choir.store import inbox
 
 MAX_CONTENT_BYTES: Final = 16 * 1024
+# A deletion whose answers to redact keep changing under it is tried this many times in all.
+REDACTION_ATTEMPTS: Final = 3
 
 
 def check_text(content: str, what: str = "content") -> None:
@@ -52,8 +58,28 @@ async def edit(ctx: Context, address: str, message_id: str, content: str) -> dic
 
 
 async def delete(ctx: Context, address: str, message_id: str) -> dict[str, Any]:
-    outcome = await ctx.writer.execute(program.DeleteMessage(address, message_id))
+    """Delete one's message, and in the same commit take its quotes out of the AI answers that
+    cited it (each answer's next version). An answer that changed meanwhile (another deletion
+    redacted it) is read again."""
+    for _attempt in range(REDACTION_ATTEMPTS - 1):
+        redactions = await _redactions(ctx, message_id)
+        try:
+            outcome = await ctx.writer.execute(program.DeleteMessage(address, message_id, redactions))
+        except AnswerChanged:
+            continue
+        return outcome.result
+    outcome = await ctx.writer.execute(
+        program.DeleteMessage(address, message_id, await _redactions(ctx, message_id))
+    )
     return outcome.result
+
+
+async def _redactions(ctx: Context, message_id: str) -> tuple[tuple[str, int, str], ...]:
+    content, answers = await asyncio.to_thread(ctx.store.quoting_answers, message_id, MAX_REDACTIONS)
+    return tuple(
+        (answer_id, version, redact_quotes(text, numbers, content))
+        for answer_id, version, text, numbers in answers
+    )
 
 
 async def spec_submit(ctx: Context, address: str, thread_id: str, content: str, stake: int) -> dict[str, Any]:

@@ -192,3 +192,31 @@ def drop_unsupported(text: str, priors: Sequence[Prior], embedder: Embedder) -> 
 
     cleaned = _MARKER_WITH_BLANK.sub(keep_supported, text)
     return cleaned, [_citation(table[n]) for n in extract_markers(cleaned) if n in table]
+
+
+# What replaces a quote of a deleted message in an answer that cited it.
+REMOVED_QUOTE = "*(quote removed: the message was deleted)*"
+# A deleted message's sentences this long or longer are taken out wherever an answer repeats them.
+_REDACTED_SENTENCE_CHARS_MIN = 12
+
+
+def redact_quotes(answer: str, numbers: Sequence[int], removed: str) -> str:
+    """``answer`` without what it quoted of a deleted message it cited as ``[n]`` (n in ``numbers``):
+    each quoted line (``> … [n]``, as the no-model answer writes them) becomes ``REMOVED_QUOTE``, and
+    each of the message's sentences repeated verbatim elsewhere is removed too. Markers stay, so the
+    citation still shows where the removed message was."""
+    wanted = set(numbers)
+    lines = []
+    for line in answer.split("\n"):
+        marks = {int(n) for group in _MARKER.findall(line) for n in re.split(r"\s*,\s*", group)}
+        if line.lstrip().startswith(">") and marks & wanted:
+            tail = " ".join(f"[{n}]" for n in sorted(marks))
+            lines.append(f"> {REMOVED_QUOTE} {tail}")
+        else:
+            lines.append(line)
+    text = "\n".join(lines)
+    for sentence in sorted(split_sentences(removed), key=len, reverse=True):
+        core = sentence.strip()
+        if len(core) >= _REDACTED_SENTENCE_CHARS_MIN and core in text:
+            text = text.replace(core, REMOVED_QUOTE)
+    return text

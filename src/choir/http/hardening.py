@@ -17,6 +17,7 @@ from typing import Any, Final
 from choir.auth.origin import origin_allowed
 from choir.auth.ratelimit import TokenBucket
 from choir.auth.service import SESSION_COOKIE
+from choir.http.shared_limits import SharedLimits
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -77,9 +78,20 @@ class Buckets:
 
 
 class Door:
-    def __init__(self, app: App, origins: list[str], reads_per_minute: int, searches_per_minute: int) -> None:
+    def __init__(
+        self,
+        app: App,
+        origins: list[str],
+        reads_per_minute: int,
+        searches_per_minute: int,
+        redis_url: str | None = None,
+    ) -> None:
         self.app = app
         self.origins = origins
+        self.reads_per_minute = reads_per_minute
+        self.searches_per_minute = searches_per_minute
+        # Shared by every process when Redis is configured; these buckets serve while it is away.
+        self.shared = SharedLimits(redis_url) if redis_url else None
         self.reads = (
             Buckets(max(1.0, reads_per_minute * BURST_SHARE), reads_per_minute) if reads_per_minute else None
         )
@@ -101,8 +113,7 @@ class Door:
                 await _refuse(send, 403, "forbidden", "Origin is not allowed for state-changing requests")
                 return
         elif method == "GET" and (path.startswith("/api/") or path == "/metrics"):
-            buckets = self.searches if path == "/api/search" else self.reads
-            wait_s = buckets.take(_client_key(scope, headers)) if buckets is not None else 0.0
+            wait_s = await self._wait_s(path == "/api/search", _client_key(scope, headers))
             if wait_s:
                 retry = str(max(1, int(wait_s + 0.999)))
                 await _refuse(
@@ -148,6 +159,18 @@ class Door:
             return await receive()
 
         await self.app(scope, replay, send)
+
+    async def _wait_s(self, search: bool, client: str) -> float:
+        """0 when the client may read on; else the seconds until it may."""
+        buckets = self.searches if search else self.reads
+        if buckets is None:
+            return 0.0
+        if self.shared is not None:
+            per_minute = self.searches_per_minute if search else self.reads_per_minute
+            shared = await self.shared.take("search" if search else "read", client, buckets.burst, per_minute)
+            if shared is not None:
+                return shared
+        return buckets.take(client)
 
 
 def _client_key(scope: Scope, headers: dict[str, str]) -> str:

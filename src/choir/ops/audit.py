@@ -53,7 +53,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -61,6 +60,7 @@ from typing import TYPE_CHECKING, Any, Final
 from sqlalchemy import Connection, String, cast, func, select
 
 from choir.ledger import GENESIS_BALANCES, SUPPLY, TransferKind, account_class, escrow_account
+from choir.ops.audit_texts import MessageFacts, check_message_events, check_spec_texts, check_versions, rows
 from choir.program import AI_AUTHOR, SpecStatus, Visibility, tombstone_hash
 from choir.store import keywords, schema
 from choir.store.sql import VERSION_KEY, Store, read_snapshot
@@ -72,7 +72,6 @@ if TYPE_CHECKING:
 # A badly corrupted store could yield millions of findings: list this many of each kind,
 # count the rest.
 MAX_FINDINGS_PER_KIND: Final = 50
-STREAM_ROWS: Final = 5000
 _TRANSFER_KINDS: Final = frozenset(k.value for k in TransferKind)
 _SPEC_STATUSES: Final = frozenset(s.value for s in SpecStatus)
 _MAX_CO_AUTHORS_DEFAULT: Final = 10
@@ -147,9 +146,9 @@ def audit(store: Store, index: VectorIndex | None = None, chain: ChainSource | N
         threads = _check_threads(conn, report, params)
         messages = _check_messages(conn, report, threads)
         _check_events(conn, report, threads)
-        _check_message_events(conn, report, messages)
-        _check_versions(conn, report, messages)
-        _check_spec_texts(conn, report)
+        check_message_events(conn, report, messages)
+        check_versions(conn, report, messages)
+        check_spec_texts(conn, report)
         if chain is not None:
             from choir.chain.audit_checks import read_settled
 
@@ -174,11 +173,6 @@ def _check_keywords(store: Store, report: AuditReport) -> None:
 def snapshot(store: Store) -> AbstractContextManager[Connection]:
     """A connection whose reads all see one committed state of the store (read only)."""
     return read_snapshot(store.engine)
-
-
-def _rows(conn: Connection, query: Any) -> Iterator[Any]:
-    # Per statement (not per connection): a server-side cursor fetching STREAM_ROWS at a time.
-    yield from conn.execute(query.execution_options(yield_per=STREAM_ROWS))
 
 
 def _amount(text: Any) -> int | None:
@@ -207,7 +201,7 @@ def _check_meta(conn: Connection, report: AuditReport) -> dict[str, Any]:
 def _check_balances(conn: Connection, report: AuditReport) -> dict[str, int]:
     b = schema.balances
     balances: dict[str, int] = {}
-    for account, text in _rows(conn, select(b.c.account, cast(b.c.amount, String))):
+    for account, text in rows(conn, select(b.c.account, cast(b.c.amount, String))):
         report.checked["accounts"] += 1
         amount = _amount(text)
         if amount is None:
@@ -240,7 +234,7 @@ def _check_replay(conn: Connection, report: AuditReport, balances: dict[str, int
     running = dict(GENESIS_BALANCES)
     seen: set[str] = set()
     overdrawn: set[str] = set()
-    for position, tid, debit, credit, text, kind in _rows(conn, query):
+    for position, tid, debit, credit, text, kind in rows(conn, query):
         report.checked["transfers"] += 1
         name = f"transfer {tid} (position {position})"
         amount = _transfer_problems(report, name, tid, debit, credit, text, kind)
@@ -290,7 +284,7 @@ def _transfer_problems(
 def _check_specs(conn: Connection, report: AuditReport, balances: dict[str, int]) -> None:
     s = schema.specs
     spec_escrows: set[str] = set()
-    for spec_id, status, text in _rows(conn, select(s.c.spec_id, s.c.status, cast(s.c.stake, String))):
+    for spec_id, status, text in rows(conn, select(s.c.spec_id, s.c.status, cast(s.c.stake, String))):
         report.checked["specs"] += 1
         account = escrow_account(spec_id)
         spec_escrows.add(account)
@@ -319,23 +313,12 @@ class _Thread:
     last_seq: int
 
 
-@dataclass(frozen=True, slots=True)
-class _Message:
-    thread_id: str
-    content_hash: str
-    author: str
-    version: int = 1
-    deleted: bool = False
-    # The hash it was published with (its message.posted event's); the current one until an edit.
-    first_hash: str = ""
-
-
 def _check_threads(conn: Connection, report: AuditReport, params: dict[str, Any]) -> dict[str, _Thread]:
     t = schema.threads
     limit = int(params.get("max_co_authors", _MAX_CO_AUTHORS_DEFAULT))
     threads: dict[str, _Thread] = {}
     query = select(t.c.thread_id, t.c.visibility, cast(t.c.members, String), t.c.message_count, t.c.last_seq)
-    for thread_id, visibility, members, message_count, last_seq in _rows(conn, query):
+    for thread_id, visibility, members, message_count, last_seq in rows(conn, query):
         report.checked["threads"] += 1
         co_authors = _co_authors(members)
         if co_authors is None:
@@ -363,9 +346,9 @@ def _co_authors(text: str) -> tuple[str, ...] | None:
 
 def _check_messages(
     conn: Connection, report: AuditReport, threads: dict[str, _Thread]
-) -> dict[str, _Message]:
+) -> dict[str, MessageFacts]:
     m = schema.messages
-    messages: dict[str, _Message] = {}
+    messages: dict[str, MessageFacts] = {}
     hashes: set[tuple[str, str]] = set()
     counts: Counter[str] = Counter()
     v = schema.message_versions
@@ -380,7 +363,7 @@ def _check_messages(
         m.c.version,
         m.c.deleted_at.is_not(None),
     )
-    for message_id, thread_id, author, content, stored_hash, ask_id, version, deleted in _rows(conn, query):
+    for message_id, thread_id, author, content, stored_hash, ask_id, version, deleted in rows(conn, query):
         report.checked["messages"] += 1
         counts[thread_id] += 1
         # A tombstone holds no content and its own hash (the one its deletion anchored).
@@ -401,7 +384,9 @@ def _check_messages(
         if thread_id not in threads:
             report.add("message_thread", f"message {message_id} belongs to unknown thread {thread_id}")
         first_hash = first.get(message_id, stored_hash) if version > 1 else stored_hash
-        messages[message_id] = _Message(thread_id, stored_hash, author, version, bool(deleted), first_hash)
+        messages[message_id] = MessageFacts(
+            thread_id, stored_hash, author, version, bool(deleted), first_hash
+        )
     for thread_id, thread in threads.items():
         if counts[thread_id] != thread.message_count:
             report.add(
@@ -432,133 +417,6 @@ def _check_events(conn: Connection, report: AuditReport, threads: dict[str, _Thr
             report.add("event_seq", f"thread {thread_id}: last seq {thread.last_seq} but no stored event")
 
 
-def _check_message_events(conn: Connection, report: AuditReport, messages: dict[str, _Message]) -> None:
-    """Each message against the event that published it: the event's content hashes to the
-    message's hash, the event names the same hash, and every message has its event."""
-    e = schema.events
-    query = select(e.c.thread_id, e.c.seq, e.c.data).where(e.c.kind == "message.posted")
-    published: set[str] = set()
-    for thread_id, seq, data in _rows(conn, query):
-        fields = _event_fields(data)
-        if fields is None:
-            report.add("message_event", f"event {thread_id}#{seq}: not a readable message.posted event")
-            continue
-        message_id, content, claimed = fields
-        published.add(message_id)
-        message = messages.get(message_id)
-        if message is None:
-            report.add(
-                "message_event", f"event {thread_id}#{seq} publishes {message_id}, which the store lacks"
-            )
-            continue
-        actual = hashlib.sha256(content.encode()).hexdigest()
-        # The event publishes the first version; a deleted message's event has its content removed.
-        expected = message.first_hash
-        if (
-            message.thread_id != thread_id
-            or claimed != expected
-            or (actual != expected and not (message.deleted and content == ""))
-        ):
-            report.add(
-                "message_event",
-                f"message {message_id} in {message.thread_id}: stored hash {expected[:12]}… but "
-                f"its event {thread_id}#{seq} says {str(claimed)[:12]}… and its content hashes to {actual[:12]}…",
-            )
-    for message_id in messages.keys() - published:
-        report.add("message_event", f"message {message_id}: no message.posted event publishes it")
-
-
-def _event_fields(data: Any) -> tuple[str, str, str] | None:
-    if isinstance(data, str):
-        try:
-            data = json.loads(data)
-        except ValueError:
-            return None
-    if not isinstance(data, dict):
-        return None
-    message_id, content, claimed = data.get("message_id"), data.get("content"), data.get("content_hash")
-    if not (isinstance(message_id, str) and isinstance(content, str) and isinstance(claimed, str)):
-        return None
-    return message_id, content, claimed
-
-
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _check_versions(conn: Connection, report: AuditReport, messages: dict[str, _Message]) -> None:
-    """Earlier versions against their hashes, and every version against the change log."""
-    v, c = schema.message_versions, schema.changes
-    hashes: dict[tuple[str, int], str] = {
-        (mid, msg.version): msg.content_hash for mid, msg in messages.items()
-    }
-    query = select(v.c.message_id, v.c.version, v.c.content, v.c.content_hash)
-    for message_id, version, content, stored_hash in _rows(conn, query):
-        report.checked["versions"] += 1
-        hashes[(message_id, version)] = stored_hash
-        message = messages.get(message_id)
-        if message is None:
-            report.add("version_hash", f"version {version} of {message_id}, a message the store lacks")
-        elif content is None:
-            if not message.deleted:
-                report.add("version_hash", f"version {version} of {message_id} lost its text")
-        elif message.deleted:
-            report.add("version_hash", f"version {version} of deleted message {message_id} still holds text")
-        elif _sha256(content) != stored_hash:
-            report.add(
-                "version_hash",
-                f"version {version} of {message_id}: stored hash {stored_hash[:12]}… but its text hashes "
-                f"to {_sha256(content)[:12]}…",
-            )
-    logged: dict[tuple[str, int], str | None] = {}
-    query = select(c.c.ref, c.c.version, c.c.content_hash).where(c.c.kind.in_(("m", "v")))
-    for ref, version, logged_hash in _rows(conn, query):
-        logged[(ref, version or 1)] = logged_hash
-    for key, stored_hash in hashes.items():
-        message_id, version = key
-        if key not in logged:
-            report.add("version_log", f"version {version} of {message_id} is not in the change log")
-        elif logged[key] != stored_hash:
-            report.add(
-                "version_log",
-                f"version {version} of {message_id}: stored hash {stored_hash[:12]}… but the change log "
-                f"committed {str(logged[key])[:12]}…",
-            )
-
-
-def _check_spec_texts(conn: Connection, report: AuditReport) -> None:
-    """A spec's text against its hash and against the event that staked it."""
-    s, e, v, m = schema.specs, schema.events, schema.message_versions, schema.messages
-    # A spec approved became a message with its text; deleting that message blanks the spec's copies.
-    deleted_firsts = set(
-        conn.execute(
-            select(v.c.content_hash)
-            .join(m, m.c.message_id == v.c.message_id)
-            .where(v.c.version == 1, m.c.deleted_at.is_not(None))
-        ).scalars()
-    )
-    staked: dict[str, str] = {}
-    for (data,) in _rows(conn, select(e.c.data).where(e.c.kind == "spec.submitted")):
-        body = json.loads(data) if isinstance(data, str) else data
-        if isinstance(body, dict) and isinstance(body.get("spec_id"), str):
-            staked[body["spec_id"]] = str(body.get("content", ""))
-    for spec_id, content, stored_hash in _rows(conn, select(s.c.spec_id, s.c.content, s.c.content_hash)):
-        blanked = stored_hash in deleted_firsts
-        if content == "" and blanked:
-            pass
-        elif _sha256(content) != stored_hash:
-            report.add(
-                "spec_hash",
-                f"spec {spec_id}: stored hash {stored_hash[:12]}… but its text hashes to {_sha256(content)[:12]}…",
-            )
-            continue
-        event_text = staked.get(spec_id)
-        if event_text is None:
-            report.add("spec_hash", f"spec {spec_id}: no spec.submitted event stakes it")
-        elif event_text != content and not (event_text == "" and blanked):
-            report.add("spec_hash", f"spec {spec_id}: its text differs from the text its event staked")
-
-
 # -- the vector index ---------------------------------------------------------------------
 
 
@@ -566,7 +424,7 @@ def _check_index(
     index: VectorIndex,
     report: AuditReport,
     threads: dict[str, _Thread],
-    messages: dict[str, _Message],
+    messages: dict[str, MessageFacts],
 ) -> IndexView:
     """Check every point; return what the index says of threads and messages (for the chain check)."""
     from choir.chain.audit_checks import IndexView
@@ -601,7 +459,7 @@ def _check_chain(
     report: AuditReport,
     settled: SettledView,
     threads: dict[str, _Thread],
-    messages: dict[str, _Message],
+    messages: dict[str, MessageFacts],
     indexed: IndexView | None,
 ) -> None:
     from choir.chain.audit_checks import chain_findings
@@ -622,7 +480,7 @@ def _check_chain(
 
 
 def _check_point(
-    point: Any, report: AuditReport, threads: dict[str, _Thread], messages: dict[str, _Message]
+    point: Any, report: AuditReport, threads: dict[str, _Thread], messages: dict[str, MessageFacts]
 ) -> None:
     mid = point.message_id
     msg = messages.get(mid)

@@ -16,7 +16,8 @@
     │   ├── MessageExists            message_exists
     │   ├── SpecExists               spec_exists
     │   ├── DuplicateContent         duplicate_content
-    │   └── TransferConflict         transfer_id_conflict
+    │   ├── TransferConflict         transfer_id_conflict
+    │   └── AnswerChanged            answer_changed
     ├── Forbidden
     │   ├── NotCoAuthor              not_co_author
     │   ├── AlreadyCoAuthor          already_co_author
@@ -117,6 +118,12 @@ class DuplicateContent(Conflict):
 
 class TransferConflict(Conflict):
     code = "transfer_id_conflict"
+
+
+class AnswerChanged(Conflict):
+    """an answer to redact changed since its redaction was made: make it again"""
+
+    code = "answer_changed"
 
 
 class Forbidden(ProgramError):

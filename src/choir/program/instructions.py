@@ -55,10 +55,13 @@ class EditMessage:
 
 @dataclass(frozen=True, slots=True)
 class DeleteMessage:
-    """The author deletes their message: its content goes, a tombstone stays."""
+    """The author deletes their message: its content goes, a tombstone stays. The AI answers that
+    quoted it get their next version with the quotes removed (``redactions``: answer id, the version
+    the redaction was made from, the redacted text), in the same commit."""
 
     actor: str
     message_id: str
+    redactions: tuple[tuple[str, int, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

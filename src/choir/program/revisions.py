@@ -8,13 +8,17 @@ What an edit or a deletion does to rewards is the state's rule (``State._revise`
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, Final
 
 from choir.program import errors
 from choir.program.instructions import DeleteMessage, EditMessage
 from choir.program.state import AI_AUTHOR, MessageRef, Revision, content_hash, tombstone_hash
 from choir.program.tx import Tx
 from choir.program.validate import check_actor, check_content, check_id
+
+# The answers one deletion redacts in its commit (the latest so many of those citing the message:
+# a bound on one transaction; docs/security.md states it).
+MAX_REDACTIONS: Final = 200
 
 
 def edit_message(tx: Tx, ins: EditMessage) -> None:
@@ -35,11 +39,34 @@ def delete_message(tx: Tx, ins: DeleteMessage) -> None:
     actor = check_actor(ins.actor)
     message_id = check_id(ins.message_id, "message_id")
     ref = _own_message(tx, actor, message_id)
+    redactions = ins.redactions
+    if not isinstance(redactions, tuple) or len(redactions) > MAX_REDACTIONS:
+        raise errors.InvalidInput(f"redactions must be a tuple of at most {MAX_REDACTIONS}")
+    if any(not isinstance(r, tuple) or len(r) != 3 for r in redactions):
+        raise errors.InvalidInput("each redaction is (answer_id, version, content)")
     _revise(tx, ref, message_id, "", deleted=True)
+    deleted = tx.result
+    for answer_id, base_version, redacted in redactions:
+        _redact(tx, check_id(answer_id, "answer_id"), base_version, check_content(redacted, tx.state.params))
+    tx.result = deleted  # the caller deleted a message; the answers' new versions are their events
     # A message that came in by a spec bears the spec's id: the spec's copy of the text goes too.
     spec = tx.state.specs.get(message_id)
     if spec is not None and spec.content:
         tx.put_spec(replace(spec, content=""))
+
+
+def _redact(tx: Tx, answer_id: str, base_version: object, content: str) -> None:
+    """An AI answer's next version without its quotes of a deleted message (the quotes are the
+    deleter's to take back; the answer is nobody's to change otherwise)."""
+    answer = tx.state.messages.get(answer_id)
+    if answer is None or answer.author != AI_AUTHOR or answer.deleted:
+        raise errors.MessageNotFound(f"no AI answer {answer_id!r} to redact")
+    if type(base_version) is not int or base_version != answer.version:
+        raise errors.AnswerChanged(
+            f"answer {answer_id!r} is at version {answer.version}, not {base_version!r}"
+        )
+    if content_hash(content) != answer.content_hash:
+        _revise(tx, answer, answer_id, content, deleted=False)
 
 
 def _own_message(tx: Tx, actor: str, message_id: str) -> MessageRef:

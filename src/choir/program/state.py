@@ -378,7 +378,8 @@ class State:
         hashes = self.hashes.setdefault(ref.thread_id, {})
         if hashes.get(ref.content_hash) == revision.message_id:
             del hashes[ref.content_hash]
-        if not revision.deleted:
+        if not revision.deleted and ref.author != AI_AUTHOR:
+            # An AI answer (redacted) may repeat what is in its thread, as at its publication.
             hashes[revision.content_hash] = revision.message_id
         self.messages[revision.message_id] = replace(
             ref, content_hash=revision.content_hash, version=revision.version, deleted=revision.deleted

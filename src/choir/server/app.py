@@ -253,5 +253,6 @@ def create_app(
         origins=settings.origins,
         reads_per_minute=settings.reads_per_minute,
         searches_per_minute=settings.searches_per_minute,
+        redis_url=settings.redis_url,
     )
     return app

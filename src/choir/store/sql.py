@@ -33,7 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.pool import StaticPool
 
 from choir.ledger import Ledger
-from choir.program import Event, Message, Outcome, Params, Revision, State, version_record_id
+from choir.program import AI_AUTHOR, Event, Message, Outcome, Params, Revision, State, version_record_id
 from choir.store import codec, inbox, keywords, schema, statelog
 
 VERSION_KEY = "state_version"
@@ -281,6 +281,32 @@ class Store:
             rows = conn.execute(select(m).where(m.c.message_id.in_(list(message_ids))))
             return {r.message_id: dict(r._mapping) for r in rows}
 
+    def quoting_answers(
+        self, message_id: str, limit: int
+    ) -> tuple[str, list[tuple[str, int, str, list[int]]]]:
+        """A message's content and the live AI answers that cite it (the latest ``limit``): each
+        answer's id, version, content and the numbers it cites the message by. One snapshot."""
+        m, c = schema.messages, schema.citations
+        with read_snapshot(self.engine) as conn:
+            content = conn.execute(select(m.c.content).where(m.c.message_id == message_id)).scalar()
+            asks = select(c.c.ask_id).where(c.c.message_id == message_id).distinct()
+            query = (
+                select(m.c.message_id, m.c.version, m.c.content, m.c.citations)
+                .where(m.c.ask_id.in_(asks), m.c.deleted_at.is_(None))
+                .order_by(m.c.published_at.desc())
+                .limit(limit)
+            )
+            answers = [
+                (
+                    row.message_id,
+                    row.version,
+                    row.content,
+                    [n for n, mid, _ in row.citations if mid == message_id],
+                )
+                for row in conn.execute(query)
+            ]
+        return content or "", [a for a in answers if a[3]]
+
     def message_history(self, message_id: str) -> tuple[str, dict[int, dict[str, Any]]] | None:
         """A message's thread and every version of it by number, oldest first, the current one last
         (None: no such message). A version's ``content`` is None once the message is deleted."""
@@ -357,12 +383,18 @@ def _revise(conn: Connection, r: Revision, html: str) -> None:
     if r.deleted:
         conn.execute(update(v).where(v.c.message_id == r.message_id).values(content=None))
         _scrub(conn, r)
+    elif r.author == AI_AUTHOR:
+        # An AI answer changes only to lose its quotes of a deleted message: the versions that held
+        # them lose their text too (their hashes stay, as anchored).
+        conn.execute(update(v).where(v.c.message_id == r.message_id).values(content=None))
+        _scrub(conn, r, before_version=r.version)
 
 
-def _scrub(conn: Connection, r: Revision) -> None:
+def _scrub(conn: Connection, r: Revision, before_version: int | None = None) -> None:
     """A deleted message's content goes from every stored copy: its events (the post, each edit,
     and the spec it came in by, whose id it bears; the program blanks the spec's own row), and the
-    excerpts of the notifications that told of it; the hashes stay, as anchored."""
+    excerpts of the notifications that told of it; the hashes stay, as anchored. With
+    ``before_version`` (a redacted answer), only the copies of the versions before it."""
     e, n = schema.events, schema.notifications
     mid = r.message_id
     query = select(e.c.seq, e.c.data).where(
@@ -372,7 +404,13 @@ def _scrub(conn: Connection, r: Revision) -> None:
         | cast(e.c.data, Text).contains(f'"spec_id":"{mid}"', autoescape=True),
     )
     for seq, data in conn.execute(query).all():
-        if data.get("message_id") == mid or data.get("spec_id") == mid:
+        if before_version is not None:
+            if data.get("message_id") == mid and int(data.get("version", 1)) < before_version:
+                scrubbed = data | {"content": "", "html": "", "redacted": True}
+                conn.execute(
+                    update(e).where(e.c.thread_id == r.thread_id, e.c.seq == seq).values(data=scrubbed)
+                )
+        elif data.get("message_id") == mid or data.get("spec_id") == mid:
             scrubbed = data | {"content": "", "html": "", "deleted": True}
             conn.execute(update(e).where(e.c.thread_id == r.thread_id, e.c.seq == seq).values(data=scrubbed))
     for note_id, data in conn.execute(select(n.c.id, n.c.data).where(n.c.ref == r.message_id)).all():

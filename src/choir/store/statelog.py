@@ -14,7 +14,8 @@ state. The log is pruned to the last LOG_KEEP versions; a process further behind
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 from sqlalchemy import Connection, delete, select
@@ -26,21 +27,46 @@ LOG_KEEP: Final = 10_000
 PRUNE_EVERY: Final = 1_000
 
 
+@dataclass(frozen=True, slots=True)
+class Logged:
+    """One field of ``Outcome`` as the log keeps it: under ``key``, the keys of its records."""
+
+    field: str
+    key: str
+    keys: Callable[[Outcome], Iterable[Any]]
+
+
+# Every field of Outcome is here or in NOT_LOGGED (tests/store/test_outcome_schema.py holds them to
+# cover Outcome exactly): a new kind of change cannot reach the store without reaching the log.
+LOGGED: Final = (
+    Logged("threads", "threads", lambda o: o.threads),
+    Logged("specs", "specs", lambda o: o.specs),
+    Logged("balances", "accounts", lambda o: o.balances),
+    Logged("messages", "messages", lambda o: (m.message_id for m in o.messages)),
+    Logged("transfers", "transfers", lambda o: (f"{t.id:032x}" for t in o.transfers)),
+    Logged("citations", "asks", lambda o: dict.fromkeys(c.ask_id for c in o.citations)),
+    Logged("epochs", "epochs", lambda o: (e.epoch for e in o.epochs)),
+    Logged("novelty", "novelty", lambda o: ([mid, ppm] for mid, ppm in o.novelty)),
+    Logged("revisions", "revisions", lambda o: (r.message_id for r in o.revisions)),
+)
+# What a catching-up process does not need to rebuild its state, and why.
+NOT_LOGGED: Final = {
+    "events": "replays read the events table; the state keeps only each thread's last seq (its row)",
+    "notices": "told once, by the process that committed them (the notifications table keeps them)",
+    "result": "the answer to the caller of the instruction, on the process that ran it",
+    "at": "the commit time, carried by the records themselves",
+}
+# Repeated keys are kept once, in first order; novelty pairs are values, kept all.
+_VALUES: Final = frozenset({"novelty"})
+
+
 def delta_of(outcomes: Sequence[Outcome]) -> dict[str, list[Any]]:
     """The keys of what a batch wrote, in the order it wrote them."""
-    delta: dict[str, list[Any]] = {k: [] for k in ("threads", "specs", "accounts", "messages", "transfers")}
-    delta |= {"asks": [], "epochs": [], "novelty": [], "revisions": []}
+    delta: dict[str, list[Any]] = {logged.key: [] for logged in LOGGED}
     for o in outcomes:
-        delta["threads"].extend(o.threads)
-        delta["specs"].extend(o.specs)
-        delta["accounts"].extend(o.balances)
-        delta["messages"].extend(m.message_id for m in o.messages)
-        delta["transfers"].extend(f"{t.id:032x}" for t in o.transfers)
-        delta["asks"].extend(dict.fromkeys(c.ask_id for c in o.citations))
-        delta["epochs"].extend(e.epoch for e in o.epochs)
-        delta["novelty"].extend([mid, ppm] for mid, ppm in o.novelty)
-        delta["revisions"].extend(r.message_id for r in o.revisions)
-    return {k: list(dict.fromkeys(v)) if k != "novelty" else v for k, v in delta.items() if v}
+        for logged in LOGGED:
+            delta[logged.key].extend(logged.keys(o))
+    return {k: v if k in _VALUES else list(dict.fromkeys(v)) for k, v in delta.items() if v}
 
 
 def write(conn: Connection, version: int, outcomes: Sequence[Outcome]) -> None:
