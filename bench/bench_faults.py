@@ -537,48 +537,59 @@ async def phase(fault: str, world: World, operator: Client, settle_s: float) -> 
 async def run(args: argparse.Namespace) -> list[Row]:
     rng = random.Random(args.seed)
     rows: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="choir-faults-") as tmp:
-        root = Path(tmp)
-        if os.geteuid() == 0:
-            shutil.chown(root, user="postgres", group="postgres")
-        postgres, redis = Postgres(root), Redis(root)
-        postgres.init()
-        postgres.start()
-        redis.start()
-        a = Choir("a", root, postgres.url(), redis.url())
-        b = Choir("b", root, postgres.url(), redis.url())
-        try:
-            await a.start()
-            await b.start()
-            clients = [
-                Client(OPERATOR_KEY if i == 0 else SigningKey.generate(), a if i % 2 == 0 else b)
-                for i in range(args.clients)
-            ]
-            for client in clients:
-                await sign_in(client)
-            for i, client in enumerate(clients):
-                client.follows = [clients[(i + k) % len(clients)].thread_id for k in range(args.follows)]
-            interval_s = len(clients) / args.posts_per_s
-            load = Load(clients, interval_s)
-            tasks = [asyncio.create_task(run_client(c, load, random.Random(rng.random()))) for c in clients]
-            await until(lambda: all(c.connected.is_set() for c in clients), 30)
-            world = World(postgres, redis, a, b, load, args.outage_s)
-            for fault in args.only or FAULTS:
-                row = await phase(fault, world, clients[0], args.settle_s)
-                rows.append(row)
-                print(line(row), flush=True)
-            load.running = False
-            await asyncio.wait(tasks, timeout=REPLY_TIMEOUT_S + 5)
-            for task in tasks:
-                task.cancel()
-        finally:
-            a.stop()
-            b.stop()
-            with contextlib.suppress(Exception):
-                redis.signal(signal.SIGKILL)
-            with contextlib.suppress(Exception):
-                postgres.stop()
+    # CHOIR_FAULTS_KEEP=1 keeps the run's directory (the servers' logs) and prints where it is.
+    keep = os.environ.get("CHOIR_FAULTS_KEEP") == "1"
+    root = Path(tempfile.mkdtemp(prefix="choir-faults-"))
+    if keep:
+        print(f"faults: keeping {root}", flush=True)
+    try:
+        await _run_in(root, args, rng, rows)
+    finally:
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
     return rows
+
+
+async def _run_in(root: Path, args: argparse.Namespace, rng: random.Random, rows: list[Row]) -> None:
+    if os.geteuid() == 0:
+        shutil.chown(root, user="postgres", group="postgres")
+    postgres, redis = Postgres(root), Redis(root)
+    postgres.init()
+    postgres.start()
+    redis.start()
+    a = Choir("a", root, postgres.url(), redis.url())
+    b = Choir("b", root, postgres.url(), redis.url())
+    try:
+        await a.start()
+        await b.start()
+        clients = [
+            Client(OPERATOR_KEY if i == 0 else SigningKey.generate(), a if i % 2 == 0 else b)
+            for i in range(args.clients)
+        ]
+        for client in clients:
+            await sign_in(client)
+        for i, client in enumerate(clients):
+            client.follows = [clients[(i + k) % len(clients)].thread_id for k in range(args.follows)]
+        interval_s = len(clients) / args.posts_per_s
+        load = Load(clients, interval_s)
+        tasks = [asyncio.create_task(run_client(c, load, random.Random(rng.random()))) for c in clients]
+        await until(lambda: all(c.connected.is_set() for c in clients), 30)
+        world = World(postgres, redis, a, b, load, args.outage_s)
+        for fault in args.only or FAULTS:
+            row = await phase(fault, world, clients[0], args.settle_s)
+            rows.append(row)
+            print(line(row), flush=True)
+        load.running = False
+        await asyncio.wait(tasks, timeout=REPLY_TIMEOUT_S + 5)
+        for task in tasks:
+            task.cancel()
+    finally:
+        a.stop()
+        b.stop()
+        with contextlib.suppress(Exception):
+            redis.signal(signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            postgres.stop()
 
 
 def line(row: Row) -> str:

@@ -220,12 +220,19 @@ class Indexer:
                 present.add(point.message_id)  # else an edit it missed: indexed again below
             if tuple(point.co_authors) != thread.co_authors:
                 stale.add(point.thread_id)
+        # Another process sharing the index may have committed and indexed messages (and threads)
+        # after this one read the store: a point is only deleted once a fresh read confirms what
+        # never changes back (a message absent, or deleted, or in a private thread).
+        extra = self._confirmed_extra(extra)
         if extra:
             log.warning("index: deleting %d points the store does not publish", len(extra))
             self.index.delete(extra)
+        fresh = self.store.threads_by_id(sorted(stale))
         for thread_id in sorted(stale):
-            log.warning("index: thread %s had stale co-authors; set from the store", thread_id)
-            self.index.set_thread_meta(thread_id, state.threads[thread_id].co_authors, "public")
+            thread = fresh.get(thread_id)
+            if thread is not None and _public(thread):
+                log.warning("index: thread %s had stale co-authors; set from the store", thread_id)
+                self.index.set_thread_meta(thread_id, thread.co_authors, "public")
         todo = [
             m
             for m in stored
@@ -237,6 +244,20 @@ class Indexer:
         for start in range(0, len(todo), MAX_BATCH):
             measured += self.index_messages(todo[start : start + MAX_BATCH])
         return measured
+
+    def _confirmed_extra(self, candidates: Sequence[str]) -> list[str]:
+        if not candidates:
+            return []
+        rows = self.store.messages_by_id(candidates)
+        threads = self.store.threads_by_id(sorted({r["thread_id"] for r in rows.values()}))
+        return [
+            mid
+            for mid in candidates
+            if (row := rows.get(mid)) is None
+            or row["deleted_at"] is not None
+            or (thread := threads.get(row["thread_id"])) is None
+            or not _public(thread)
+        ]
 
     async def record(self, measured: Sequence[tuple[str, int]]) -> None:
         """Commit measured novelty weights in one transaction (each once: a repeat is refused,

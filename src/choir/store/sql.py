@@ -33,7 +33,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.pool import StaticPool
 
 from choir.ledger import Ledger
-from choir.program import AI_AUTHOR, Event, Message, Outcome, Params, Revision, State, version_record_id
+from choir.program import (
+    AI_AUTHOR,
+    Event,
+    Message,
+    Outcome,
+    Params,
+    Revision,
+    State,
+    Thread,
+    version_record_id,
+)
 from choir.store import codec, inbox, keywords, schema, statelog
 
 VERSION_KEY = "state_version"
@@ -334,6 +344,15 @@ class Store:
         best first, ranked by statistics of those threads alone."""
         with read_snapshot(self.engine) as conn:
             return keywords.search(conn, query, limit, readable)
+
+    def threads_by_id(self, thread_ids: Sequence[str]) -> dict[str, Thread]:
+        """The threads as the store holds them now (not as this process's state last read them)."""
+        if not thread_ids:
+            return {}
+        t = schema.threads
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t).where(t.c.thread_id.in_(list(thread_ids))))
+            return {r.thread_id: codec.thread_from(r._mapping) for r in rows}
 
     def all_messages(self) -> list[Message]:
         with self.engine.connect() as conn:
