@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     sweep_interval_s: float = Field(
         5.0, gt=0, description="How often expired specs and ended epochs are settled."
     )
+    model_cache: str = Field(
+        "",
+        description="Directory of the embedding model's built ONNX graph (built once, checked by hash at "
+        "each start); default <data dir>/cache.",
+    )
     log_level: str = Field("INFO", description="Log level of the JSON logs.")
     session_ttl_s: int = Field(30 * 24 * 3600, gt=0, description="Session cookie lifetime.")
     reads_per_minute: int = Field(
@@ -134,6 +139,10 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{item!r} is not an IP address or network") from None
         return value
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return Path(self.model_cache) if self.model_cache else self.data_dir / "cache"
 
     @property
     def operator_addresses(self) -> frozenset[str]:

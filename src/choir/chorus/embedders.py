@@ -4,6 +4,7 @@ numpy (`chorus.embed`) when onnxruntime is not installed. Both give the same vec
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 from choir.chorus import onnx_minilm
 from choir.chorus.embed import Embedder, MiniLMEmbedder
@@ -12,10 +13,15 @@ _default: Embedder | None = None
 _default_lock = threading.Lock()
 
 
-def default_embedder() -> Embedder:
-    """One per process (its weights load lazily, on first use or on `load()`)."""
+def default_embedder(cache_dir: Path | None = None) -> Embedder:
+    """One per process (its weights load lazily, on first use or on `load()`); its ONNX graph kept in
+    ``cache_dir`` (the first caller's) once built."""
     global _default
     with _default_lock:
         if _default is None:
-            _default = onnx_minilm.OnnxMiniLMEmbedder() if onnx_minilm.available() else MiniLMEmbedder()
+            _default = (
+                onnx_minilm.OnnxMiniLMEmbedder(cache_dir=cache_dir)
+                if onnx_minilm.available()
+                else MiniLMEmbedder()
+            )
         return _default

@@ -12,8 +12,12 @@ texts are sorted by length first, so padding stays small.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
+import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Sequence
@@ -23,7 +27,6 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from choir.chorus.embed import (
-    DEFAULT_BATCH_SIZE,
     MINILM_DIM,
     MINILM_MAX_TOKENS,
     EmbedderError,
@@ -39,6 +42,12 @@ if TYPE_CHECKING:
     import onnxruntime
 
 OPSET: Final = 18  # LayerNormalization is an op from 17 on; ReduceL2 takes its axes as an input from 18
+# Bumped whenever build_graph changes what it builds: a cached graph of another format is rebuilt.
+GRAPH_FORMAT: Final = 1
+GRAPH_BUILD_TIMEOUT_S: Final = 300
+# Texts per forward pass: a pass's activations grow with batch x tokens^2 (attention); past 16 long
+# texts it is slower per text and holds hundreds of MB (bench/bench_start.py, and the module's text).
+ONNX_BATCH_SIZE: Final = 16
 
 _sessions: dict[tuple[Path, bool, int], Any] = {}
 _sessions_lock = threading.Lock()
@@ -203,7 +212,9 @@ def _quantized(model: onnx.ModelProto) -> bytes:
         return target.read_bytes()
 
 
-def _session(model_dir: Path, quantize: bool, threads: int) -> onnxruntime.InferenceSession:
+def _session(
+    model_dir: Path, quantize: bool, threads: int, cache_dir: Path | None
+) -> onnxruntime.InferenceSession:
     import onnxruntime
 
     key = (model_dir.resolve(), quantize, threads)
@@ -212,15 +223,74 @@ def _session(model_dir: Path, quantize: bool, threads: int) -> onnxruntime.Infer
         if session is None:
             if not (model_dir / "model.safetensors").is_file():
                 raise EmbedderError(f"no model.safetensors under {model_dir}")
-            model = build_graph(model_dir)
-            data = _quantized(model) if quantize else model.SerializeToString()
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
             options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-            session = onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+            # Prepacked weights are a second copy of the matrices (measured: 17 MB more, no faster here).
+            options.add_session_config_entry("session.disable_prepacking", "1")
+            # The arena keeps the largest batch's activations for good (802 MB resident after one batch
+            # of 64 texts of 256 tokens; 144 MB without it, at the same speed for batches of 16).
+            options.enable_cpu_mem_arena = False
+            if cache_dir is None:
+                model = build_graph(model_dir)
+                data = _quantized(model) if quantize else model.SerializeToString()
+                session = onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+            else:
+                path = str(cached_graph(model_dir, quantize, cache_dir))
+                session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
             _sessions[key] = session
         return session
+
+
+def cached_graph(model_dir: Path, quantize: bool, cache_dir: Path) -> Path:
+    """The graph's file in ``cache_dir``, built once (in a child process, so this one never holds
+    the weights twice over) and checked by its SHA-256 at every load; rebuilt when the weights, the
+    builder (GRAPH_FORMAT) or the file changed."""
+    weights = model_dir / "model.safetensors"
+    st = weights.stat()
+    source = f"{GRAPH_FORMAT}|{quantize}|{weights.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    key = hashlib.sha256(source.encode()).hexdigest()[:20]
+    path = cache_dir / f"minilm-{'int8' if quantize else 'fp32'}-{key}.onnx"
+    digest = path.with_suffix(".sha256")
+    if path.is_file() and digest.is_file() and _file_digest(path) == digest.read_text().strip():
+        return path
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    script = (
+        "import sys; from pathlib import Path; from choir.chorus.onnx_minilm import write_graph; "
+        "write_graph(Path(sys.argv[1]), sys.argv[2] == '1', Path(sys.argv[3]))"
+    )
+    built = subprocess.run(
+        [sys.executable, "-c", script, str(model_dir), "1" if quantize else "0", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=GRAPH_BUILD_TIMEOUT_S,
+    )
+    if built.returncode != 0:
+        raise EmbedderError(f"building the ONNX graph failed: {built.stderr.strip()[-500:]}")
+    return path
+
+
+def write_graph(model_dir: Path, quantize: bool, path: Path) -> None:
+    """Build the graph and write it with its digest beside it, each atomically (another process may
+    be building the same file: the last rename wins, and both are the same bytes)."""
+    model = build_graph(model_dir)
+    data = _quantized(model) if quantize else model.SerializeToString()
+    for target, content in (
+        (path, data),
+        (path.with_suffix(".sha256"), hashlib.sha256(data).hexdigest().encode()),
+    ):
+        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        partial.write_bytes(content)
+        os.replace(partial, target)
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 class OnnxMiniLMEmbedder:
@@ -233,8 +303,9 @@ class OnnxMiniLMEmbedder:
         *,
         quantize: bool = False,
         threads: int = 1,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_size: int = ONNX_BATCH_SIZE,
         max_tokens: int = MINILM_MAX_TOKENS,
+        cache_dir: Path | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -247,6 +318,9 @@ class OnnxMiniLMEmbedder:
         self._threads = threads
         self._batch_size = batch_size
         self._max_tokens = max_tokens
+        # Where the built graph is kept (None: built in memory at every start, 1.6 s and the weights
+        # held twice while it is).
+        self._cache_dir = cache_dir
         self._tokenizer: Any = None
 
     @property
@@ -262,7 +336,7 @@ class OnnxMiniLMEmbedder:
             raise EmbedderError(f"no model.safetensors under {model_dir}")
         if self._tokenizer is None:
             self._tokenizer = _load_tokenizer(model_dir, self._max_tokens)
-        return _session(model_dir, self._quantize, self._threads), self._tokenizer
+        return _session(model_dir, self._quantize, self._threads, self._cache_dir), self._tokenizer
 
     def embed(self, texts: Sequence[str]) -> FloatArray:
         items = _check_texts(texts)

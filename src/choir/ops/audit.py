@@ -156,7 +156,7 @@ def audit(store: Store, index: VectorIndex | None = None, chain: ChainSource | N
     _check_keywords(store, report)
     indexed: IndexView | None = None
     if index is not None:
-        indexed = _check_index(index, report, threads, messages)
+        indexed = _check_index(index, report, threads, messages, store)
         report.index_checked = True
     if settled is not None:
         _check_chain(report, settled, threads, messages, indexed)
@@ -425,6 +425,7 @@ def _check_index(
     report: AuditReport,
     threads: dict[str, _Thread],
     messages: dict[str, MessageFacts],
+    store: Store | None = None,
 ) -> IndexView:
     """Check every point; return what the index says of threads and messages (for the chain check)."""
     from choir.chain.audit_checks import IndexView
@@ -439,17 +440,46 @@ def _check_index(
     present: set[str] = set()
     co_authors: dict[str, tuple[str, ...]] = {}
     said: dict[str, tuple[str, str]] = {}
+    doubtful: list[Any] = []
     for point in index.scroll_all():
         report.checked["index points"] += 1
         present.add(point.message_id)
-        _check_point(point, report, threads, messages)
+        scratch = AuditReport()
+        _check_point(point, scratch, threads, messages)
+        if scratch.findings:
+            doubtful.append(point)
         # Points of one thread that disagree are each named by index_co_authors; one set stands for it.
         co_authors.setdefault(point.thread_id, tuple(point.co_authors))
         said[point.message_id] = (point.thread_id, point.content_hash)
+    # A running server commits and indexes on while the audit reads: a point that disagrees with the
+    # audit's snapshot is judged against the store as it is now (a message, an edit or a join
+    # committed since), and named only when that still disagrees.
+    if doubtful and store is not None:
+        now_messages, now_threads = _facts_now(store, [p.message_id for p in doubtful])
+        messages_then, threads_then = messages, threads
+        messages, threads = dict(messages_then) | now_messages, dict(threads_then) | now_threads
+    for point in doubtful:
+        _check_point(point, report, threads, messages)
     for mid in sorted(expected - present):
         msg = messages[mid]
         report.add("index_missing", f"public message {mid} in {msg.thread_id} is not in the vector index")
     return IndexView(co_authors, said)
+
+
+def _facts_now(store: Store, message_ids: list[str]) -> tuple[dict[str, MessageFacts], dict[str, _Thread]]:
+    rows = store.messages_by_id(message_ids)
+    found = store.threads_by_id(sorted({r["thread_id"] for r in rows.values()}))
+    messages = {
+        mid: MessageFacts(
+            r["thread_id"], r["content_hash"], r["author"], r["version"], r["deleted_at"] is not None
+        )
+        for mid, r in rows.items()
+    }
+    threads = {
+        tid: _Thread(t.visibility.value, t.co_authors, t.message_count, t.last_seq)
+        for tid, t in found.items()
+    }
+    return messages, threads
 
 
 # -- the chain ----------------------------------------------------------------------------

@@ -128,7 +128,7 @@ async def _start(
     publisher = Publisher(broker, clock)
     metrics = Metrics()
     metrics.count_connections(lambda: hub.connection_count)
-    embedder = embedder or default_embedder()
+    embedder = embedder or default_embedder(settings.model_cache_dir)
     # The model loads (and the ONNX graph is built) before serving: on first use it would hold the
     # GIL for seconds while the first people post.
     load = getattr(embedder, "load", None)
