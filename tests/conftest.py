@@ -34,6 +34,26 @@ def postgres_url(postgres_server: services.PostgresServer) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def pgvector_server() -> Iterator[services.PostgresServer]:
+    """One throwaway PostgreSQL 18 cluster with pgvector for the whole run."""
+    with services.start_postgres(services.pgvector_bin_dir()) as server:
+        yield server
+
+
+@pytest.fixture
+def pgvector_url(pgvector_server: services.PostgresServer) -> Iterator[str]:
+    """A new empty database on the pgvector cluster, with the extension created."""
+    with pgvector_server.fresh_database() as url:
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(sqlalchemy.text("CREATE EXTENSION IF NOT EXISTS vector"))
+        engine.dispose()
+        yield url
+
+
+@pytest.fixture(scope="session")
 def redis_server() -> Iterator[services.RedisServer]:
     """One throwaway Redis server for the whole run."""
     with services.start_redis() as server:

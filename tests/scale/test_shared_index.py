@@ -134,7 +134,9 @@ async def ask(server: Server, prompt: str) -> list[str]:
 
 async def search(server: Server, query: str, mode: str = "hybrid") -> list[str]:
     async with httpx.AsyncClient(base_url=server.base_url) as http:
-        found = (await http.get("/api/search", params={"q": query, "mode": mode})).json()["results"]
+        answer = (await http.get("/api/search", params={"q": query, "mode": mode})).json()
+        assert "results" in answer, answer
+        found = answer["results"]
         return [r["message_id"] for r in found]
 
 
@@ -222,3 +224,22 @@ def serving_pids(port: int, count: int, timeout_s: float = 90.0) -> set[int]:
         except (httpx.HTTPError, KeyError):
             time.sleep(0.2)
     return seen
+
+
+@pytest.mark.timeout(240)
+def test_processes_on_pgvector_chosen_by_auto_give_the_same_citations(
+    pgvector_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    """On a PostgreSQL with pgvector created, ``auto`` shares one index in the database (no replica
+    in the processes, so nothing to drift): the same question gets the same citations on either."""
+    services.require_full_pgvector(pgvector_url)
+    ports = [services.free_port(), services.free_port()]
+    env = server_env(pgvector_url, redis_url, ports) | {"CHOIR_VECTOR_ENGINE": "auto"}
+    with choir_process(ports[0], tmp_path / "a", env), choir_process(ports[1], tmp_path / "b", env):
+        asyncio.run(same_answers(as_server(ports[0]), as_server(ports[1])))
+    engine = create_engine(pgvector_url)
+    with engine.connect() as conn:
+        points = int(conn.execute(text("SELECT count(*) FROM pgvector_points")).scalar_one())
+        replica = int(conn.execute(text("SELECT count(*) FROM vector_points")).scalar_one())
+    engine.dispose()
+    assert points >= len(PRIORS) and replica == 0

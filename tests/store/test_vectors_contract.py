@@ -1,9 +1,11 @@
-"""One contract for every VectorIndex engine: the embedded edge shard, qdrant-client (local mode), and the
-shared SQL engine on SQLite and on a real PostgreSQL."""
+"""One contract for every VectorIndex engine: the embedded edge shard, qdrant-client (local mode), the
+shared SQL engine on SQLite and on a real PostgreSQL, and pgvector on a real PostgreSQL 18 with the
+extension."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,8 +25,10 @@ from choir.store.vectors import (
     VectorPoint,
     Visibility,
 )
+from choir.store.vectors.pgvector import PgvectorIndex
 
 DIM = 8
+PGVECTOR_HNSW = os.environ.get("CHOIR_TEST_PGVECTOR_HNSW") == "1"
 
 
 def unit(seed: int) -> np.ndarray:
@@ -62,10 +66,13 @@ def migrated(url: str) -> str:
     return url
 
 
-@pytest.fixture(params=["edge", "qdrant-local", "sql-sqlite", "sql-postgres"])
+@pytest.fixture(params=["edge", "qdrant-local", "sql-sqlite", "sql-postgres", "pgvector"])
 def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorIndex]:
     engine: VectorIndex
-    if request.param == "sql-sqlite":
+    if request.param == "pgvector":
+        # Exact: the only pgvector build installable here dies on HNSW inserts on this CPU (SIGILL).
+        engine = PgvectorIndex(migrated(request.getfixturevalue("pgvector_url")), DIM, hnsw=PGVECTOR_HNSW)
+    elif request.param == "sql-sqlite":
         engine = SqlVectorIndex(migrated(f"sqlite:///{tmp_path / 'choir.db'}"), DIM)
     elif request.param == "sql-postgres":
         engine = SqlVectorIndex(migrated(request.getfixturevalue("postgres_url")), DIM)

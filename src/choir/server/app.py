@@ -56,6 +56,7 @@ from choir.store.vectors import (
     SqlVectorIndex,
     VectorIndex,
 )
+from choir.store.vectors.pgvector import PgvectorIndex, engine_for
 
 WEB_DIR: Final = Path(__file__).parent.parent / "web"
 # The commit feed's subscribers, in the order they hear of a commit (docs/architecture.md).
@@ -80,7 +81,9 @@ def _llm(settings: Settings) -> Any:
 
 
 def _open_index(settings: Settings, store: Store) -> VectorIndex:
-    engine = settings.vectors
+    engine = engine_for(settings, store.engine)
+    if engine == "pgvector":
+        return PgvectorIndex(store.engine, hnsw=settings.pgvector_hnsw)
     if engine == "sql":
         return SqlVectorIndex(store.engine)
     if engine == "qdrant":

@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 
 from choir.config import Settings
 from choir.store.sql import AdvisoryLock, Store
+from choir.store.vectors.pgvector import engine_for
 
 FANOUT_LOCK_KEY: Final = 0x43484F495246  # "CHOIRF"
 INDEX_LOCK_KEY: Final = 0x43484F495249  # "CHOIRI"
@@ -36,8 +37,9 @@ SHARE_FANOUT: Final = (
 SHARE_INDEX: Final = (
     "another Choir process already serves this database with its own embedded vector index "
     "(CHOIR_VECTOR_ENGINE=edge): processes that share a database must share one index, or the same "
-    "question gets different citations on each; set CHOIR_VECTOR_ENGINE=sql (the index in this "
-    "database) or CHOIR_QDRANT_URL (a Qdrant server) for every process"
+    "question gets different citations on each; set CHOIR_VECTOR_ENGINE=pgvector (PostgreSQL with "
+    "pgvector), CHOIR_VECTOR_ENGINE=sql (the index in this database) or CHOIR_QDRANT_URL (a Qdrant "
+    "server) for every process"
 )
 
 
@@ -65,7 +67,8 @@ def claim(settings: Settings, store: Store) -> Claims:
             _claim_sqlite_file(store, claims)
         else:
             _claim_advisory(store, FANOUT_LOCK_KEY, settings.redis_url is not None, SHARE_FANOUT, claims)
-            _claim_advisory(store, INDEX_LOCK_KEY, settings.vectors != "edge", SHARE_INDEX, claims)
+            shared_index = engine_for(settings, store.engine) != "edge"
+            _claim_advisory(store, INDEX_LOCK_KEY, shared_index, SHARE_INDEX, claims)
     except BaseException:
         claims.release()
         raise

@@ -37,12 +37,29 @@ def problems(settings: Settings, workers: int) -> list[str]:
         found.append("--workers needs PostgreSQL: set CHOIR_DATABASE_URL (SQLite has one server process)")
     if not settings.redis_url:
         found.append("--workers needs Redis for the fan-out between processes: set CHOIR_REDIS_URL")
-    if settings.vectors == "edge":
+    if settings.vectors == "edge" and not _pgvector_by_auto(settings):
         found.append(
-            "--workers needs one vector index shared by every process: set CHOIR_VECTOR_ENGINE=sql "
-            "(the index in the database) or CHOIR_QDRANT_URL (a Qdrant server)"
+            "--workers needs one vector index shared by every process: set CHOIR_VECTOR_ENGINE=pgvector "
+            "(PostgreSQL with pgvector), CHOIR_VECTOR_ENGINE=sql (the index in the database) or "
+            "CHOIR_QDRANT_URL (a Qdrant server)"
         )
     return found
+
+
+def _pgvector_by_auto(settings: Settings) -> bool:
+    """Whether ``auto`` chooses pgvector here (the database reached and holding the extension)."""
+    if settings.vector_engine != "auto" or not settings.sql_url.startswith(("postgresql", "postgres")):
+        return False
+    from choir.store.sql import make_engine
+    from choir.store.vectors.pgvector import engine_for
+
+    engine = make_engine(settings.sql_url)
+    try:
+        return engine_for(settings, engine) == "pgvector"
+    except Exception:  # unreachable now: the processes would refuse to start anyway
+        return False
+    finally:
+        engine.dispose()
 
 
 @dataclass
