@@ -5,7 +5,9 @@ degraded; nothing acked before is lost."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+import time
 from pathlib import Path
 
 import httpx
@@ -67,5 +69,47 @@ def test_writes_while_the_database_is_away_are_refused_as_retryable(
                 assert created.headers["retry-after"] == "1"
             health = httpx.get(f"{server.base_url}/health", timeout=10).json()
             assert health["status"] == "degraded" and health["dependencies"]["store"] == "degraded"
+
+        asyncio.run(scenario())
+
+
+@pytest.mark.timeout(120)
+def test_a_process_frozen_inside_a_transaction_holds_no_one_up_for_long(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """A session that holds the state version and goes quiet (a process frozen mid-write: a GC pause,
+    a stopped VM) makes the others' writes wait LOCK_TIMEOUT_MS at most, refused as retryable; after
+    IDLE_IN_TRANSACTION_MS PostgreSQL ends it, and writes go through again."""
+    from choir.store.sql import IDLE_IN_TRANSACTION_MS, LOCK_TIMEOUT_MS, VERSION_KEY, make_engine
+
+    with run_server(tmp_path / "data", postgres_url) as server:
+
+        async def scenario() -> None:
+            alice = User(server)
+            await alice.sign_in()
+            thread = await alice.create_thread("Frozen")
+            frozen = make_engine(postgres_url)
+            conn = frozen.connect()
+            conn.begin()
+            conn.execute(
+                sqlalchemy.text("SELECT value FROM meta WHERE key = :k FOR UPDATE"), {"k": VERSION_KEY}
+            )
+            try:
+                async with alice.socket() as sock:
+                    started = time.monotonic()
+                    refused = await sock.request(
+                        "post", {"thread_id": thread["thread_id"], "content": "waits"}
+                    )
+                    waited_s = time.monotonic() - started
+                    assert refused["type"] == "error" and refused["payload"]["code"] == "store_unavailable"
+                    assert LOCK_TIMEOUT_MS / 1000 * 0.8 <= waited_s < LOCK_TIMEOUT_MS / 1000 + 5, waited_s
+                    await asyncio.sleep(IDLE_IN_TRANSACTION_MS / 1000 - waited_s + 1)
+                    # PostgreSQL ended the quiet session; its lock went with it.
+                    ack = await sock.request("post", {"thread_id": thread["thread_id"], "content": "goes"})
+                    assert ack["type"] == "ack", ack
+            finally:
+                with contextlib.suppress(Exception):
+                    conn.close()
+                frozen.dispose()
 
         asyncio.run(scenario())

@@ -74,6 +74,8 @@ class Indexer:
         self.snapshots = snapshots
         self.queue: asyncio.Queue[Outcome | None] = asyncio.Queue(MAX_QUEUE)
         self.indexed = 0
+        # The batch being indexed (or retried while the database is away), beside what is queued.
+        self.in_hand = 0
         self.idle = asyncio.Event()
         self.idle.set()
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="choir-indexer", initializer=_lower_priority)
@@ -108,7 +110,9 @@ class Indexer:
                 batch.append(self.queue.get_nowait())
             if None in batch:
                 return
+            self.in_hand = len(batch)
             await self._index_retrying([o for o in batch if o is not None])
+            self.in_hand = 0
             if self.queue.empty():
                 self.idle.set()
 
@@ -265,6 +269,11 @@ class Indexer:
         if self.execute_all is None or not measured:
             return
         await self.execute_all([SetNovelty(message_id, weight) for message_id, weight in measured])
+
+    @property
+    def backlog(self) -> int:
+        """Committed changes not indexed yet: queued, or in the batch being (re)tried."""
+        return self.queue.qsize() + self.in_hand
 
     async def drain(self, timeout_s: float = 5.0) -> None:
         """Wait until everything queued so far is searchable (tests and shutdown)."""

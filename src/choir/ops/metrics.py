@@ -97,6 +97,11 @@ class Metrics:
         self.audit_ok = Gauge("choir_audit_ok", "Last audit: 1 passed, 0 failed, -1 never run.", registry=r)
         self.audit_ok.set(-1)
         self.audit_findings = Gauge("choir_audit_findings", "Findings of the last audit.", registry=r)
+        self.index_backlog = Gauge(
+            "choir_index_backlog",
+            "Committed changes this process has yet to index (queued or retried).",
+            registry=r,
+        )
         self._committed: OrderedDict[tuple[str, int], float] = OrderedDict()
         # The listener runs in the coordinator's writer thread, deliveries on the event loop.
         self._committed_lock = threading.Lock()
@@ -109,6 +114,9 @@ class Metrics:
 
     def count_connections(self, count: Callable[[], int]) -> None:
         self.connections.set_function(lambda: float(count()))
+
+    def count_index_backlog(self, count: Callable[[], int]) -> None:
+        self.index_backlog.set_function(lambda: float(count()))
 
     # -- hooks ----------------------------------------------------------------------------
 

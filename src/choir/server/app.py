@@ -139,6 +139,7 @@ async def _start(
         await asyncio.to_thread(load)
     index = await asyncio.to_thread(_open_index, settings, store)
     indexer = Indexer(store, index, embedder, writer.snapshot, writer.execute_all)
+    metrics.count_index_backlog(lambda: indexer.backlog)
     retriever = Retriever(embedder, index, store)
     chorus_loop = ChorusLoop(_llm(settings), embedder, retriever, _fetcher(store))
     chorus = ChorusService(chorus_loop, writer.execute, writer.snapshot, publisher.thread_event, metrics)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import (
     Connection,
@@ -53,6 +53,10 @@ def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{data_dir / 'choir.db'}"
 
 
+LOCK_TIMEOUT_MS: Final = 3000
+IDLE_IN_TRANSACTION_MS: Final = 5000
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         memory = url in ("sqlite://", "sqlite:///:memory:")
@@ -65,8 +69,19 @@ def make_engine(url: str) -> Engine:
         return engine
     # A database that does not answer within connect_timeout is away (a paused or unreachable host):
     # the caller is told so instead of waiting on the kernel's TCP timeouts.
+    # Bounded waits: a lock another session holds (a process frozen mid-transaction: a GC pause, a
+    # stopped VM) is waited for LOCK_TIMEOUT_MS at most, then the statement fails as retryable
+    # (store_unavailable); a session left idle inside a transaction that long is ended by PostgreSQL,
+    # so a frozen process cannot hold the state version for everyone.
+    options = (
+        f"-c lock_timeout={LOCK_TIMEOUT_MS} -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}"
+    )
     return create_engine(
-        url, pool_pre_ping=True, pool_size=10, max_overflow=10, connect_args={"connect_timeout": 5}
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=10,
+        connect_args={"connect_timeout": 5, "options": options},
     )
 
 

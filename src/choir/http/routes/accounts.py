@@ -60,6 +60,8 @@ async def health(request: Request) -> dict[str, Any]:
     return {
         "status": "ok" if fan_out == store == "ok" else "degraded",
         "dependencies": {"fan_out": fan_out, "store": store},
+        # Derived work waiting (indexing and novelty): it is retried until it lands, never dropped.
+        "backlog": {"index": d.indexer.backlog if d.indexer is not None else 0},
         "version": d.writer.snapshot().version,
         "connections": d.hub.connection_count,
         "pid": os.getpid(),

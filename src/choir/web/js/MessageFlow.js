@@ -7,6 +7,10 @@ import { linkCitations, renderServerHtml } from "./markup.js";
 import { AI_AUTHOR, label, me, nameNode } from "./names.js";
 import { describeError } from "./notify.js";
 
+// A post refused while the server's database is away (store_unavailable: nothing was stored) is sent
+// again by itself after 1, 2, 4 and 8 s, then waits for the Retry button.
+const AUTO_RETRY_DELAYS_MS = [1000, 2000, 4000, 8000];
+
 const PHASES = {
   action: "Action — a first answer, without context",
   experience: "Experience — searching the priors",
@@ -93,20 +97,30 @@ export class MessageFlow {
     this._insertBySeq(item, ack.seq);
   }
 
-  failed(item, err) {
+  failed(item, err, attempt = 0) {
     if (item.dataset.state !== "pending") return;
+    if (err && err.code === "store_unavailable" && attempt < AUTO_RETRY_DELAYS_MS.length) {
+      const waitMs = AUTO_RETRY_DELAYS_MS[attempt];
+      this._status(
+        item,
+        h("span", { class: "muted" }, spinner("Waiting"), ` The server cannot store it right now; sending again in ${waitMs / 1000} s…`),
+      );
+      setTimeout(() => this._retry(item, attempt + 1), waitMs);
+      return;
+    }
     item.dataset.state = "failed";
     const retry = h("button", { type: "button", class: "small", onclick: () => this._retry(item) }, "Retry");
     this._status(item, h("span", { class: "failed", role: "alert" }, `Not sent: ${describeError(err)} `, retry));
   }
 
-  async _retry(item) {
+  async _retry(item, attempt = 0) {
+    if (!item.isConnected || item.dataset.messageId) return; // left the thread, or settled meanwhile
     item.dataset.state = "pending";
     this._status(item, h("span", { class: "muted" }, spinner("Sending"), " Sending…"));
     try {
       this.acked(item, await this.hooks.onRetry(item.dataset.content));
     } catch (err) {
-      this.failed(item, err);
+      this.failed(item, err, attempt);
     }
   }
 
