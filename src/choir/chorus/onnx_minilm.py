@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import subprocess
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     import onnx
     import onnxruntime
 
+log = logging.getLogger(__name__)
 OPSET: Final = 18  # LayerNormalization is an op from 17 on; ReduceL2 takes its axes as an input from 18
 # Bumped whenever build_graph changes what it builds: a cached graph of another format is rebuilt.
 GRAPH_FORMAT: Final = 1
@@ -232,12 +234,20 @@ def _session(
             # The arena keeps the largest batch's activations for good (802 MB resident after one batch
             # of 64 texts of 256 tokens; 144 MB without it, at the same speed for batches of 16).
             options.enable_cpu_mem_arena = False
-            if cache_dir is None:
+            path = None
+            if cache_dir is not None:
+                try:
+                    path = str(cached_graph(model_dir, quantize, cache_dir))
+                except (EmbedderError, OSError, subprocess.SubprocessError) as exc:
+                    # A full disk, a read-only directory: the graph is built in memory instead.
+                    log.warning(
+                        "the ONNX graph cannot be cached in %s (%s); building it in memory", cache_dir, exc
+                    )
+            if path is None:
                 model = build_graph(model_dir)
                 data = _quantized(model) if quantize else model.SerializeToString()
                 session = onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
             else:
-                path = str(cached_graph(model_dir, quantize, cache_dir))
                 session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
             _sessions[key] = session
         return session
@@ -281,8 +291,11 @@ def write_graph(model_dir: Path, quantize: bool, path: Path) -> None:
         (path.with_suffix(".sha256"), hashlib.sha256(data).hexdigest().encode()),
     ):
         partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-        partial.write_bytes(content)
-        os.replace(partial, target)
+        try:
+            partial.write_bytes(content)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)  # a full disk must not keep half a graph
 
 
 def _file_digest(path: Path) -> str:

@@ -62,6 +62,7 @@ def open_index(settings: Settings) -> Iterator[Any]:
     """The vector index the server uses, opened read-only in spirit (no optimization)."""
     from choir.store.sql import make_engine
     from choir.store.vectors import EdgeVectorIndex, QdrantServerIndex, SqlVectorIndex, VectorIndexError
+    from choir.store.vectors.edge import NoRoomForShard
     from choir.store.vectors.pgvector import PgvectorIndex, engine_for
 
     index: Any
@@ -87,6 +88,8 @@ def open_index(settings: Settings) -> Iterator[Any]:
             )
         try:
             index = EdgeVectorIndex(path, background_optimize=False)
+        except NoRoomForShard as exc:
+            raise CannotOpen(f"{exc}; or pass --no-index to audit the SQL store alone") from None
         except VectorIndexError as exc:
             raise CannotOpen(
                 f"the vector index is locked: {exc}. A running `choir serve` owns it; stop the server "

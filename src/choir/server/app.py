@@ -56,6 +56,7 @@ from choir.store.vectors import (
     SqlVectorIndex,
     VectorIndex,
 )
+from choir.store.vectors.edge import NoRoomForShard
 from choir.store.vectors.pgvector import PgvectorIndex, engine_for
 
 WEB_DIR: Final = Path(__file__).parent.parent / "web"
@@ -90,7 +91,10 @@ def _open_index(settings: Settings, store: Store) -> VectorIndex:
         if not settings.qdrant_url:
             raise StartRefused("CHOIR_VECTOR_ENGINE=qdrant needs CHOIR_QDRANT_URL, the Qdrant server's URL")
         return QdrantServerIndex.connect(settings.qdrant_url)
-    return EdgeVectorIndex(settings.data_dir / "vectors")
+    try:
+        return EdgeVectorIndex(settings.data_dir / "vectors")
+    except NoRoomForShard as exc:
+        raise StartRefused(str(exc)) from None
 
 
 async def start(settings: Settings, clock: Clock = system_clock, embedder: Embedder | None = None) -> Runtime:

@@ -1,0 +1,41 @@
+"""On a filesystem too small for the embedded vector shard (whose vectors are mapped from 32 MB files:
+a write into the mapping past the disk's end is a SIGBUS), `choir serve` refuses to start with a clear
+line and exit status 3 instead of dying of the signal. A real 20 MB tmpfs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import services
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    mount = tmp_path / "small"
+    mount.mkdir()
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(mount)], capture_output=True, text=True
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.mark.timeout(120)
+def test_serve_refuses_a_data_dir_too_small_for_the_shard(small_fs: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHOIR_")} | {"CHOIR_LOG_LEVEL": "WARNING"}
+    port = services.free_port()
+    argv = [sys.executable, "-m", "choir", "serve", "--port", str(port), "--data-dir", str(small_fs / "data")]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=90)
+    assert done.returncode == 3, (done.returncode, done.stderr[-2000:])
+    assert "needs 96 MB free on its filesystem and has 1" in done.stderr, done.stderr[-2000:]
+    assert "Bus error" not in done.stderr
