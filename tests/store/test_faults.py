@@ -113,3 +113,54 @@ def test_a_process_frozen_inside_a_transaction_holds_no_one_up_for_long(
                 frozen.dispose()
 
         asyncio.run(scenario())
+
+
+@pytest.mark.timeout(120)
+def test_start_up_claims_are_retaken_after_the_database_drops_their_sessions(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """A database restart ends the sessions holding a process's start-up claims. The process takes
+    them again; if another process took one meanwhile (one that should have been refused: no Redis),
+    it stops writing (store_unavailable) rather than run unguarded, and writes again once it holds it."""
+    from choir.server.preflight import FANOUT_LOCK_KEY
+    from choir.store.sql import AdvisoryLock, make_engine
+
+    with run_server(tmp_path / "data", postgres_url) as server:
+
+        async def scenario() -> None:
+            alice = User(server)
+            await alice.sign_in()
+            thread = (await alice.create_thread("Guarded"))["thread_id"]
+            admin = make_engine(postgres_url)
+            database = postgres_url.rsplit("/", 1)[-1]
+            intruder = AdvisoryLock(make_engine(postgres_url), FANOUT_LOCK_KEY)
+            try:
+                with admin.connect() as conn:  # every session of the database ends, as in a restart
+                    conn.execute(
+                        sqlalchemy.text(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = :d AND pid <> pg_backend_pid()"
+                        ),
+                        {"d": database},
+                    )
+                    conn.commit()
+                assert intruder.held()  # a second process, alone, takes the claim in the gap
+                await asyncio.sleep(3.5)
+                async with alice.socket() as sock:
+                    refused = await sock.request("post", {"thread_id": thread, "content": "unguarded?"})
+                    assert refused["type"] == "error" and refused["payload"]["code"] == "store_unavailable"
+                    assert "does not write now" in refused["payload"]["message"]
+                    intruder.release()
+                    await asyncio.sleep(3.5)
+                    ack = await sock.request("post", {"thread_id": thread, "content": "guarded again"})
+                    assert ack["type"] == "ack", ack
+                # And a newcomer without Redis is refused again, naming itself as the one without it.
+                second = AdvisoryLock(make_engine(postgres_url), FANOUT_LOCK_KEY)
+                assert not second.held()
+                second.engine.dispose()
+            finally:
+                intruder.release()
+                intruder.engine.dispose()
+                admin.dispose()
+
+        asyncio.run(scenario())

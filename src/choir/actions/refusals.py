@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from choir.program import ProgramError, errors
-from choir.store.faults import unavailable
+from choir.store.faults import StoreUnavailable, unavailable
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +81,8 @@ REFUSALS: Final[dict[str, Code]] = {
 def unexpected(error: BaseException) -> tuple[str, str]:
     """The code and message for an exception no handler expected: the database away for now is
     ``store_unavailable`` (retryable: nothing changed); anything else is a bug, ``internal``."""
+    if isinstance(error, StoreUnavailable):
+        return "store_unavailable", str(error)
     if unavailable(error):
         return "store_unavailable", "the database is unreachable for now; nothing was changed; retry"
     return "internal", "the server failed; nothing was changed"

@@ -34,6 +34,8 @@ class Writer:
         self._task: asyncio.Task[None] | None = None
         # False from a write that failed because the database was unreachable until one commits.
         self.store_reachable = True
+        # Set while this process must not write (a start-up claim it lost: another process took it).
+        self.refusing: str | None = None
 
     def snapshot(self) -> Snapshot:
         """The last committed snapshot (the ``Snapshots`` port)."""
@@ -57,6 +59,8 @@ class Writer:
 
     async def execute_all(self, instructions: Sequence[Instruction]) -> list[Result]:
         """Apply several instructions in one transaction (a refused one is skipped, not raised)."""
+        if self.refusing is not None:
+            raise StoreUnavailable(f"this server does not write now: {self.refusing}")
         future: asyncio.Future[list[Result]] = asyncio.get_running_loop().create_future()
         await self._queue.put((tuple(instructions), future))
         return await future

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -61,6 +62,7 @@ from choir.store.vectors.pgvector import PgvectorIndex, engine_for
 
 WEB_DIR: Final = Path(__file__).parent.parent / "web"
 # The commit feed's subscribers, in the order they hear of a commit (docs/architecture.md).
+log = logging.getLogger(__name__)
 FEED_ORDER: Final = ("metrics", "publisher", "indexer", "chain")
 
 
@@ -180,6 +182,7 @@ async def _start(
     await indexer.record(await asyncio.to_thread(indexer.catch_up))
     if chain is not None:
         chain.start()
+    runtime.tasks.append(loop.create_task(watch_claims(claims, writer), name="claims"))
     runtime.tasks.append(
         loop.create_task(
             run_duties(store.engine, writer.snapshot, writer.execute, clock, settings.sweep_interval_s),
@@ -187,6 +190,25 @@ async def _start(
         )
     )
     return runtime
+
+
+# How often the start-up claims are checked (and retaken after a database restart).
+CLAIM_CHECK_INTERVAL_S: Final = 2.0
+
+
+async def watch_claims(claims: Claims, writer: Writer) -> None:
+    """Keep the start-up claims: a database restart ends the sessions that held them, so each is
+    taken again; one another process took meanwhile makes this process stop writing (its writes are
+    refused as store_unavailable) until it holds it again, rather than write unguarded."""
+    while True:
+        await asyncio.sleep(CLAIM_CHECK_INTERVAL_S)
+        lost = await asyncio.to_thread(claims.lost)
+        if lost != writer.refusing:
+            if lost is None:
+                log.warning("start-up claims held again: writing resumes")
+            else:
+                log.error("a start-up claim is lost and cannot be taken again; writes are refused: %s", lost)
+            writer.refusing = lost
 
 
 def _wire(runtime: Runtime) -> None:

@@ -34,6 +34,16 @@ SHARE_FANOUT: Final = (
     "another Choir process already serves this database without Redis: processes that share a "
     "database must share their fan-out; set CHOIR_REDIS_URL to one Redis server for all of them"
 )
+# The refusals of a process that would run alone (no Redis; its own embedded index) beside others.
+OWN_FANOUT: Final = (
+    "another Choir process already serves this database, and this one has no CHOIR_REDIS_URL: processes "
+    "that share a database must share their fan-out; set CHOIR_REDIS_URL to one Redis server for all"
+)
+OWN_INDEX: Final = (
+    "another Choir process already serves this database, and this one would keep its own embedded vector "
+    "index (CHOIR_VECTOR_ENGINE=edge): set CHOIR_VECTOR_ENGINE=pgvector, CHOIR_VECTOR_ENGINE=sql or "
+    "CHOIR_QDRANT_URL for every process"
+)
 SHARE_INDEX: Final = (
     "another Choir process already serves this database with its own embedded vector index "
     "(CHOIR_VECTOR_ENGINE=edge): processes that share a database must share one index, or the same "
@@ -52,6 +62,16 @@ class Claims:
     """What this process holds while it serves; `release` lets the next process take them."""
 
     releases: list[Callable[[], None]] = field(default_factory=list)
+    # The advisory locks among them, with what losing each means (checked and retaken while serving).
+    locks: list[tuple[AdvisoryLock, str]] = field(default_factory=list)
+
+    def lost(self) -> str | None:
+        """Why this process must not write now: a claim it lost and could not take again (another
+        process took it while the database restarted). None: every claim is held."""
+        for lock, meaning in self.locks:
+            if not lock.check():
+                return meaning
+        return None
 
     def release(self) -> None:
         while self.releases:
@@ -66,9 +86,14 @@ def claim(settings: Settings, store: Store) -> Claims:
         if store.dialect == "sqlite":
             _claim_sqlite_file(store, claims)
         else:
-            _claim_advisory(store, FANOUT_LOCK_KEY, settings.redis_url is not None, SHARE_FANOUT, claims)
+            with_redis = settings.redis_url is not None
+            _claim_advisory(
+                store, FANOUT_LOCK_KEY, with_redis, SHARE_FANOUT if with_redis else OWN_FANOUT, claims
+            )
             shared_index = engine_for(settings, store.engine) != "edge"
-            _claim_advisory(store, INDEX_LOCK_KEY, shared_index, SHARE_INDEX, claims)
+            _claim_advisory(
+                store, INDEX_LOCK_KEY, shared_index, SHARE_INDEX if shared_index else OWN_INDEX, claims
+            )
     except BaseException:
         claims.release()
         raise
@@ -80,6 +105,7 @@ def _claim_advisory(store: Store, key: int, shared: bool, refusal: str, claims: 
     if not lock.held():
         raise StartRefused(refusal)
     claims.releases.append(lock.release)
+    claims.locks.append((lock, refusal))
 
 
 def _claim_sqlite_file(store: Store, claims: Claims) -> None:

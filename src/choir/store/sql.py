@@ -552,8 +552,27 @@ class AdvisoryLock:
             conn.close()
         return got
 
+    def check(self) -> bool:
+        """Whether the lock is still held, retaking it when its session was lost (a database restart
+        ends every session, and their advisory locks with them). False: another process holds it now."""
+        if self.engine.dialect.name != "postgresql":
+            return True
+        if self._conn is not None:
+            try:
+                self._conn.execute(text("SELECT 1"))
+                self._conn.commit()
+                return True
+            except Exception:
+                self.release()
+        try:
+            return self.held()
+        except Exception:
+            return False  # the database is still away: not held, and retried at the next check
+
     def release(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(Exception):
+                # Invalidated, not returned to the pool: a pooled session would keep holding the lock.
+                self._conn.invalidate()
                 self._conn.close()
             self._conn = None
