@@ -13,7 +13,12 @@ from typing import Final
 from sqlalchemy import exc as sa
 
 # SQLite reports these as OperationalError too; everything else it reports so is a bug (no such table).
-_SQLITE_TRANSIENT: Final = ("database is locked", "disk i/o error", "unable to open database")
+_SQLITE_TRANSIENT: Final = (
+    "database is locked",
+    "disk i/o error",
+    "unable to open database",
+    "database or disk is full",  # ENOSPC: the transaction rolled back; writes go on once there is room
+)
 
 
 class StoreUnavailable(Exception):
