@@ -283,7 +283,7 @@ class ChainService:
                 return
 
     async def _open(self) -> bool:
-        if not await asyncio.to_thread(self._db_lock.held):
+        if not await asyncio.to_thread(self._db_lock.check):
             return False
         keys = self.keys
         backend: ChainBackend

@@ -64,7 +64,7 @@ async def run_duties(
         while True:
             await asyncio.sleep(interval_s)
             try:
-                if await asyncio.to_thread(lock.held):
+                if await asyncio.to_thread(lock.check):
                     await sweep_once(snapshots, execute, clock)
             except Exception:
                 log.exception("background duties failed; retrying at the next sweep")
