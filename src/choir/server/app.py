@@ -16,14 +16,13 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from choir.auth.ratelimit import SlidingWindow
 from choir.auth.service import AuthService
-from choir.chain.service import ChainService, chain_service_for
 from choir.chorus.embed import Embedder
 from choir.chorus.embedders import default_embedder
 from choir.chorus.indexer import Indexer
@@ -59,6 +58,9 @@ from choir.store.vectors import (
 )
 from choir.store.vectors.edge import NoRoomForShard
 from choir.store.vectors.pgvector import PgvectorIndex, engine_for
+
+if TYPE_CHECKING:
+    from choir.chain.service import ChainService
 
 WEB_DIR: Final = Path(__file__).parent.parent / "web"
 # The commit feed's subscribers, in the order they hear of a commit (docs/architecture.md).
@@ -151,6 +153,9 @@ async def _start(
     chorus = ChorusService(chorus_loop, writer.execute, writer.snapshot, publisher.thread_event, metrics)
     chain: ChainService | None = None
     if settings.chain != "none":
+        # Imported here: without a chain, the settlement stack (solders, its SQL feed) never loads.
+        from choir.chain.service import chain_service_for
+
         chain = chain_service_for(settings, store.engine)
     runtime = Runtime(
         settings=settings,

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from choir.actions.views import iso
 from choir.auth.ratelimit import SlidingWindow
 from choir.auth.service import AuthService
-from choir.chain.service import ChainService
 from choir.chorus.embed import Embedder
 from choir.chorus.indexer import Indexer
 from choir.chorus.retrieval import Retriever
@@ -27,6 +26,10 @@ from choir.realtime.publisher import Publisher
 from choir.server.preflight import Claims
 from choir.store.sql import Store
 from choir.store.vectors import VectorIndex
+
+if TYPE_CHECKING:
+    # The settlement stack loads only where a chain is configured (CHOIR_CHAIN): it costs start-up time.
+    from choir.chain.service import ChainService
 
 
 @dataclass(frozen=True, slots=True)
