@@ -263,9 +263,8 @@ async def sign_in(client: Client) -> None:
         )
         response.raise_for_status()
         client.address, client.cookie = address, response.cookies["choir_session"]
-        created = await http.post(
-            "/api/threads", json={"title": f"faults {address[:6]}"}, cookies={"choir_session": client.cookie}
-        )
+        http.cookies.set("choir_session", client.cookie)
+        created = await http.post("/api/threads", json={"title": f"faults {address[:6]}"})
         client.thread_id = created.raise_for_status().json()["thread_id"]
 
 
