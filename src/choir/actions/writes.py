@@ -61,17 +61,16 @@ async def delete(ctx: Context, address: str, message_id: str) -> dict[str, Any]:
     """Delete one's message, and in the same commit take its quotes out of the AI answers that
     cited it (each answer's next version). An answer that changed meanwhile (another deletion
     redacted it) is read again."""
-    for _attempt in range(REDACTION_ATTEMPTS - 1):
+    for attempt in range(1, REDACTION_ATTEMPTS + 1):
         redactions = await _redactions(ctx, message_id)
         try:
             outcome = await ctx.writer.execute(program.DeleteMessage(address, message_id, redactions))
         except AnswerChanged:
+            if attempt == REDACTION_ATTEMPTS:
+                raise
             continue
         return outcome.result
-    outcome = await ctx.writer.execute(
-        program.DeleteMessage(address, message_id, await _redactions(ctx, message_id))
-    )
-    return outcome.result
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 async def _redactions(ctx: Context, message_id: str) -> tuple[tuple[str, int, str], ...]:

@@ -32,8 +32,6 @@ class Writer:
         self.feed: CommitFeed = coordinator.feed
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue(max_queue)
         self._task: asyncio.Task[None] | None = None
-        # False from a write that failed because the database was unreachable until one commits.
-        self.store_reachable = True
         # Set while this process must not write (a start-up claim it lost: another process took it).
         self.refusing: str | None = None
 
@@ -82,7 +80,6 @@ class Writer:
             failure: Exception = exc
             if unavailable(exc):
                 # Nothing committed: each caller may send the same again once the database is back.
-                self.store_reachable = False
                 log.warning(
                     "the database is unreachable; %d instructions refused: %s", len(instructions), exc
                 )
@@ -92,7 +89,6 @@ class Writer:
                 if not future.done():
                     future.set_exception(failure)
             return
-        self.store_reachable = True
         if commit is not None:
             self.feed.emit(commit)
         start = 0

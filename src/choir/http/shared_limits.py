@@ -67,6 +67,3 @@ class SharedLimits:
             self._down_until = time.monotonic() + RETRY_AFTER_FAILURE_S
             return None
         return int(wait_us) / 1_000_000
-
-    async def close(self) -> None:
-        await self._client.aclose()

@@ -454,12 +454,11 @@ def _check_index(
     # A running server commits and indexes on while the audit reads: a point that disagrees with the
     # audit's snapshot is judged against the store as it is now (a message, an edit or a join
     # committed since), and named only when that still disagrees.
-    if doubtful and store is not None:
-        now_messages, now_threads = _facts_now(store, [p.message_id for p in doubtful])
-        messages_then, threads_then = messages, threads
-        messages, threads = dict(messages_then) | now_messages, dict(threads_then) | now_threads
-    for point in doubtful:
-        _check_point(point, report, threads, messages)
+    if doubtful:
+        now_messages, now_threads = _facts_now(store, [p.message_id for p in doubtful]) if store else ({}, {})
+        threads_now, messages_now = threads | now_threads, messages | now_messages
+        for point in doubtful:
+            _check_point(point, report, threads_now, messages_now)
     for mid in sorted(expected - present):
         msg = messages[mid]
         report.add("index_missing", f"public message {mid} in {msg.thread_id} is not in the vector index")

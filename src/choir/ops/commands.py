@@ -60,18 +60,12 @@ def open_store(settings: Settings) -> Iterator[Store]:
 @contextmanager
 def open_index(settings: Settings) -> Iterator[Any]:
     """The vector index the server uses, opened read-only in spirit (no optimization)."""
-    from choir.store.sql import make_engine
     from choir.store.vectors import EdgeVectorIndex, QdrantServerIndex, SqlVectorIndex, VectorIndexError
     from choir.store.vectors.edge import NoRoomForShard
-    from choir.store.vectors.pgvector import PgvectorIndex, engine_for
+    from choir.store.vectors.pgvector import PgvectorIndex, engine_of
 
     index: Any
-    probe = make_engine(settings.sql_url)
-    try:
-        chosen = engine_for(settings, probe)
-    finally:
-        probe.dispose()
-    if chosen == "pgvector":
+    if engine_of(settings) == "pgvector":
         index = PgvectorIndex(settings.sql_url, hnsw=settings.pgvector_hnsw)
     elif settings.vectors == "sql":
         index = SqlVectorIndex(settings.sql_url)

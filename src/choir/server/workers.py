@@ -48,18 +48,14 @@ def problems(settings: Settings, workers: int) -> list[str]:
 
 def _pgvector_by_auto(settings: Settings) -> bool:
     """Whether ``auto`` chooses pgvector here (the database reached and holding the extension)."""
-    if settings.vector_engine != "auto" or not settings.sql_url.startswith(("postgresql", "postgres")):
+    if not settings.sql_url.startswith(("postgresql", "postgres")):
         return False
-    from choir.store.sql import make_engine
-    from choir.store.vectors.pgvector import engine_for
+    from choir.store.vectors.pgvector import engine_of
 
-    engine = make_engine(settings.sql_url)
     try:
-        return engine_for(settings, engine) == "pgvector"
+        return engine_of(settings) == "pgvector"
     except Exception:  # unreachable now: the processes would refuse to start anyway
         return False
-    finally:
-        engine.dispose()
 
 
 @dataclass

